@@ -1,0 +1,284 @@
+/*
+ * ctx.c — the context: creation, errors, handles, the tape's life,
+ * printing.
+ */
+#include <stdatomic.h>
+
+#include "fe.h"
+
+/* Tape and context serials are process-wide, so a handle from another
+ * context or an old tape never matches by accident. */
+static _Atomic uint32_t next_serial = 1;
+
+static uint32_t new_serial(void)
+{
+    uint32_t s;
+    do
+        s = atomic_fetch_add(&next_serial, 1) & ~FE_PARAM_TAG;
+    while (s == 0);
+    return s;
+}
+
+static bool tape_new(loom_ctx *ctx)
+{
+    ctx->g = ir_graph_new(ctx->mem, &ctx->err, &op_opset);
+    ctx->tape_tag = new_serial();
+    return ctx->g != NULL;
+}
+
+loom_ctx *loom_ctx_new(const loom_options *opts)
+{
+    loom_options o = opts ? *opts : (loom_options){ 0 };
+    lm_mem mem = { .fn = o.alloc ? o.alloc : lm_default_alloc, .ud = o.alloc_ud, .err = NULL };
+    loom_ctx *ctx = lm_zalloc(&mem, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    ctx->mem = mem;
+    ctx->mem.err = &ctx->err;
+    ctx->serial = new_serial();
+    ctx->seed = o.seed ? o.seed : 0x10011;
+    lm_rng_seed(&ctx->host_rng, ctx->seed);
+    if (!tape_new(ctx)) {
+        lm_free(&mem, ctx, sizeof *ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void fe_values_clear(loom_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->vals_n; i++)
+        lm_free_aligned(&ctx->mem, ctx->vals[i]);
+    lm_free(&ctx->mem, ctx->vals, ctx->vals_n * sizeof *ctx->vals);
+    ctx->vals = NULL;
+    ctx->vals_n = 0;
+}
+
+void fe_tape_clear(loom_ctx *ctx)
+{
+    fe_values_clear(ctx);
+    for (size_t i = 0; i < ctx->ninputs; i++) {
+        fe_input *in = &ctx->inputs[i];
+        if (in->name)
+            lm_free(&ctx->mem, in->name, strlen(in->name) + 1);
+        lm_free_aligned(&ctx->mem, in->data);
+    }
+    lm_free(&ctx->mem, ctx->inputs, ctx->inputs_cap * sizeof *ctx->inputs);
+    ctx->inputs = NULL;
+    ctx->ninputs = ctx->inputs_cap = 0;
+    lm_free(&ctx->mem, ctx->assigns, ctx->assigns_cap * sizeof *ctx->assigns);
+    ctx->assigns = NULL;
+    ctx->nassigns = ctx->assigns_cap = 0;
+    if (ctx->g)
+        ad_grads_free(ctx->g, &ctx->grads);
+    ir_graph_free(ctx->g);
+    ctx->g = NULL;
+    ctx->rng_key = 0;
+    ctx->nstreams = 0;
+}
+
+void loom_ctx_free(loom_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    fe_tape_clear(ctx);
+    for (size_t i = 0; i < ctx->nparams; i++) {
+        fe_param *p = &ctx->params[i];
+        lm_free(&ctx->mem, p->name, strlen(p->name) + 1);
+        lm_free_aligned(&ctx->mem, p->data);
+    }
+    lm_free(&ctx->mem, ctx->params, ctx->params_cap * sizeof *ctx->params);
+    lm_mem mem = ctx->mem;
+    lm_free(&mem, ctx, sizeof *ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+loom_code loom_status(const loom_ctx *ctx) { return ctx ? ctx->err.code : LOOM_ERR_HANDLE; }
+bool loom_failed(const loom_ctx *ctx) { return !ctx || ctx->err.code != LOOM_OK; }
+const char *loom_errmsg(const loom_ctx *ctx) { return ctx ? ctx->err.msg : "no context (NULL)"; }
+
+void loom_clear_error(loom_ctx *ctx)
+{
+    if (ctx)
+        lm_err_clear(&ctx->err);
+}
+
+loom_code fe_fail(loom_ctx *ctx, loom_code code, const char *fn, const char *fmt, ...)
+{
+    char msg[LM_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return lm_fail(&ctx->err, code, "%s: %s", fn, msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Handles                                                            */
+/* ------------------------------------------------------------------ */
+
+long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn)
+{
+    if (!(t.tag & FE_PARAM_TAG) || (t.tag & ~FE_PARAM_TAG) != ctx->serial || t.id == 0 ||
+        t.id > ctx->nparams) {
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "not a parameter of this context");
+        return -1;
+    }
+    return (long)t.id - 1;
+}
+
+ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg)
+{
+    if (t.id == 0) {
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "operand %d is a null handle", arg);
+        return 0;
+    }
+    if (t.tag & FE_PARAM_TAG) {
+        if ((t.tag & ~FE_PARAM_TAG) != ctx->serial || t.id > ctx->nparams) {
+            fe_fail(ctx, LOOM_ERR_HANDLE, fn, "operand %d is a parameter of another context", arg);
+            return 0;
+        }
+        const fe_param *p = &ctx->params[t.id - 1];
+        return op_param(ctx->g, p->dtype, p->shape, t.id - 1);
+    }
+    if (t.tag != ctx->tape_tag || !ir_valid(ctx->g, t.id)) {
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn,
+                "operand %d is a stale or foreign handle (from before loom_reset or another context)", arg);
+        return 0;
+    }
+    return t.id;
+}
+
+loom_t fe_handle(loom_ctx *ctx, ir_id n)
+{
+    if (!n)
+        return LOOM_NULL;
+    return (loom_t){ .id = n, .tag = ctx->tape_tag };
+}
+
+int fe_axis(loom_ctx *ctx, int axis, int rank, const char *fn)
+{
+    int a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= rank) {
+        fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d is out of range for rank %d", axis, rank);
+        return -1;
+    }
+    return a;
+}
+
+bool fe_check_dtype(loom_ctx *ctx, loom_dtype dt, const char *fn)
+{
+    if ((unsigned)dt >= LOOM_DTYPE_COUNT) {
+        fe_fail(ctx, LOOM_ERR_DTYPE, fn, "%d is not a loom dtype", (int)dt);
+        return false;
+    }
+    return true;
+}
+
+bool fe_check_shape(loom_ctx *ctx, loom_shape s, const char *fn)
+{
+    if (s.rank < 0 || s.rank > LOOM_MAX_RANK) {
+        fe_fail(ctx, LOOM_ERR_SHAPE, fn, "rank %d is not in [0, %d]", s.rank, LOOM_MAX_RANK);
+        return false;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < s.rank; i++)
+        if (s.d[i] < 0 || __builtin_mul_overflow(n, s.d[i], &n) || n > ((int64_t)1 << 48)) {
+            char sh[160];
+            fe_fail(ctx, LOOM_ERR_SHAPE, fn, "shape %s has a negative or too large dimension",
+                    loom_shape_str(s, -1, sh, sizeof sh));
+            return false;
+        }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tape                                                               */
+/* ------------------------------------------------------------------ */
+
+void loom_reset(loom_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    fe_tape_clear(ctx);
+    lm_err_clear(&ctx->err);
+    if (!tape_new(ctx))
+        lm_fail(&ctx->err, LOOM_ERR_NOMEM, "loom_reset: out of memory for a new tape");
+}
+
+void loom_step_begin(loom_ctx *ctx, int t)
+{
+    if (!ctx || !ctx->g)
+        return;
+    if (t < 0) {
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "step %d is negative", t);
+        return;
+    }
+    ctx->g->cur_step = t;
+}
+
+void loom_step_end(loom_ctx *ctx)
+{
+    if (ctx && ctx->g)
+        ctx->g->cur_step = -1;
+}
+
+size_t loom_node_count(const loom_ctx *ctx) { return ctx && ctx->g ? ir_count(ctx->g) : 0; }
+
+loom_shape loom_shape_of(loom_ctx *ctx, loom_t t)
+{
+    if (!ctx || !ctx->g)
+        return (loom_shape){ 0 };
+    if (t.tag & FE_PARAM_TAG) {
+        long p = fe_param_index(ctx, t, __func__);
+        return p < 0 ? (loom_shape){ 0 } : ctx->params[p].shape;
+    }
+    ir_id n = fe_node(ctx, t, __func__, 1);
+    return n ? ir_shapev(ctx->g, n) : (loom_shape){ 0 };
+}
+
+loom_dtype loom_dtype_of(loom_ctx *ctx, loom_t t)
+{
+    if (!ctx || !ctx->g)
+        return LOOM_DTYPE_COUNT;
+    if (t.tag & FE_PARAM_TAG) {
+        long p = fe_param_index(ctx, t, __func__);
+        return p < 0 ? LOOM_DTYPE_COUNT : ctx->params[p].dtype;
+    }
+    ir_id n = fe_node(ctx, t, __func__, 1);
+    return n ? ir_dtype(ctx->g, n) : LOOM_DTYPE_COUNT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Printing                                                           */
+/* ------------------------------------------------------------------ */
+
+static const char *node_label(void *ud, const ir_graph *g, ir_id n)
+{
+    loom_ctx *ctx = ud;
+    uint32_t k = (uint32_t)ir_attrs(g, n)[0];
+    if (ir_op(g, n) == OP_INPUT && k < ctx->ninputs)
+        return ctx->inputs[k].name;
+    if ((ir_op(g, n) == OP_PARAM || ir_op(g, n) == OP_ASSIGN) && k < ctx->nparams)
+        return ctx->params[k].name;
+    return NULL;
+}
+
+loom_code loom_print_graph(loom_ctx *ctx, FILE *out)
+{
+    if (!ctx || !out)
+        return LOOM_ERR_ARG;
+    ir_print(ctx->g, out, node_label, ctx);
+    return ferror(out) ? LOOM_ERR_IO : LOOM_OK;
+}
+
+loom_code loom_write_dot(loom_ctx *ctx, FILE *out)
+{
+    if (!ctx || !out)
+        return LOOM_ERR_ARG;
+    ir_write_dot(ctx->g, out, node_label, ctx);
+    return ferror(out) ? LOOM_ERR_IO : LOOM_OK;
+}

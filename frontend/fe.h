@@ -1,0 +1,80 @@
+/*
+ * fe.h — the frontend's internals: the context behind loom.h, handle
+ * resolution, the tape's inputs and values. The frontend owns parameters,
+ * fed data, run results and the current tape (an IR graph); it checks
+ * every public argument and turns it into node-level builder calls. It
+ * depends on autograd/, ops/ and ir/.
+ */
+#ifndef LOOM_FE_H
+#define LOOM_FE_H
+
+#include "autograd.h"
+#include "loom.h"
+
+typedef struct fe_param {
+    char *name;
+    loom_dtype dtype;
+    loom_shape shape;
+    void *data; /* 64-byte aligned, bytes long */
+    size_t bytes;
+    bool trainable;
+    bool buffer; /* state, never trained */
+} fe_param;
+
+typedef struct fe_input {
+    char *name;   /* may be NULL */
+    ir_id node;
+    void *data;   /* fed value, bytes long; NULL until fed */
+    size_t bytes;
+} fe_input;
+
+struct loom_ctx {
+    lm_mem mem;
+    lm_err err;
+    uint32_t serial; /* tags parameter handles of this context */
+    uint64_t seed;
+    lm_rng host_rng; /* initialisers */
+    uint64_t runs;   /* run counter: the random ops' counter word */
+
+    fe_param *params;
+    size_t nparams, params_cap;
+
+    /* the tape */
+    ir_graph *g;
+    uint32_t tape_tag;
+    fe_input *inputs; /* by slot */
+    size_t ninputs, inputs_cap;
+    ir_id rng_key;     /* the random ops' key input, 0 until one is recorded */
+    uint32_t rng_slot;
+    uint32_t nstreams; /* random streams handed out on this tape */
+    ir_id *assigns;
+    size_t nassigns, assigns_cap;
+    ad_grads grads;    /* of the last loom_backward */
+
+    /* values of the last run, by node id */
+    void **vals;
+    size_t vals_n;
+};
+
+enum { FE_PARAM_TAG = 0x80000000u };
+
+/* The node of handle t on the current tape (parameters get their node
+ * here), or 0 with an error naming fn and the argument. */
+ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg);
+/* The parameter index of a parameter handle, or -1 with an error. */
+long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn);
+/* A handle for node n of the current tape (null for 0). */
+loom_t fe_handle(loom_ctx *ctx, ir_id n);
+/* Records an error on the context, prefixed with fn. */
+loom_code fe_fail(loom_ctx *ctx, loom_code code, const char *fn, const char *fmt, ...) LM_PRINTF(4, 5);
+/* Normalises a possibly negative axis for rank r, or -1 with an error. */
+int fe_axis(loom_ctx *ctx, int axis, int rank, const char *fn);
+/* Checks a user shape (rank, non-negative dims). */
+bool fe_check_shape(loom_ctx *ctx, loom_shape s, const char *fn);
+bool fe_check_dtype(loom_ctx *ctx, loom_dtype dt, const char *fn);
+
+/* Frees the tape's values, inputs, grads and graph (not parameters). */
+void fe_tape_clear(loom_ctx *ctx);
+void fe_values_clear(loom_ctx *ctx);
+
+#endif /* LOOM_FE_H */

@@ -1,0 +1,247 @@
+/*
+ * run.c — running the tape with the reference executor, reading values,
+ * and the autograd entry points.
+ */
+#include <math.h>
+
+#include "fe.h"
+
+/* The random ops' key for this run: seed and run counter. */
+static loom_code fill_rng_key(loom_ctx *ctx)
+{
+    if (!ctx->rng_key)
+        return LOOM_OK;
+    fe_input *in = &ctx->inputs[ctx->rng_slot];
+    if (!in->data && !(in->data = lm_alloc_aligned(&ctx->mem, 16)))
+        return ctx->err.code;
+    in->bytes = 16;
+    int32_t *k = in->data;
+    k[0] = (int32_t)(uint32_t)ctx->seed;
+    k[1] = (int32_t)(uint32_t)(ctx->seed >> 32);
+    k[2] = (int32_t)(uint32_t)ctx->runs;
+    k[3] = (int32_t)(uint32_t)(ctx->runs >> 32);
+    return LOOM_OK;
+}
+
+static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *fn)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    if (n < 0 || (n > 0 && !outputs))
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "%d outputs given without a list", n);
+    size_t nroots = (size_t)n + (commit ? ctx->nassigns : 0);
+    ir_id *roots = lm_alloc(&ctx->mem, nroots * sizeof *roots);
+    void **vals = roots ? lm_zalloc(&ctx->mem, nroots * sizeof *vals) : NULL;
+    void **inputs = vals ? lm_zalloc(&ctx->mem, (ctx->ninputs + 1) * sizeof *inputs) : NULL;
+    void **params = inputs ? lm_zalloc(&ctx->mem, (ctx->nparams + 1) * sizeof *params) : NULL;
+    loom_code c = params ? LOOM_OK : ctx->err.code;
+    for (int i = 0; i < n && c == LOOM_OK; i++)
+        if (!(roots[i] = fe_node(ctx, outputs[i], fn, i + 1)))
+            c = ctx->err.code;
+    if (c == LOOM_OK) {
+        if (commit)
+            memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
+        c = fill_rng_key(ctx);
+    }
+    if (c == LOOM_OK) {
+        for (size_t i = 0; i < ctx->ninputs; i++)
+            inputs[i] = ctx->inputs[i].data;
+        for (size_t i = 0; i < ctx->nparams; i++)
+            params[i] = ctx->params[i].data;
+        op_env env = { .inputs = inputs, .ninputs = (uint32_t)ctx->ninputs,
+                       .params = params, .nparams = (uint32_t)ctx->nparams };
+        fe_values_clear(ctx);
+        c = op_ref_run(ctx->g, &env, roots, (uint32_t)nroots, vals);
+    }
+    if (c == LOOM_OK) {
+        ctx->runs++;
+        /* keep the outputs' values by node id */
+        ir_id top = 0;
+        for (int i = 0; i < n; i++)
+            top = LM_MAX(top, roots[i]);
+        ctx->vals_n = (size_t)top + 1;
+        ctx->vals = lm_zalloc(&ctx->mem, ctx->vals_n * sizeof *ctx->vals);
+        if (!ctx->vals) {
+            ctx->vals_n = 0;
+            c = ctx->err.code;
+        }
+        for (int i = 0; i < n && c == LOOM_OK; i++) {
+            if (ctx->vals[roots[i]]) {
+                lm_free_aligned(&ctx->mem, vals[i]); /* the same output twice */
+            } else {
+                ctx->vals[roots[i]] = vals[i];
+            }
+            vals[i] = NULL;
+        }
+        for (size_t i = 0; i < nroots; i++)
+            lm_free_aligned(&ctx->mem, vals[i]);
+    }
+    lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);
+    lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
+    lm_free(&ctx->mem, vals, nroots * sizeof *vals);
+    lm_free(&ctx->mem, roots, nroots * sizeof *roots);
+    return c;
+}
+
+loom_code loom_run(loom_ctx *ctx, int n, const loom_t *outputs)
+{
+    return run(ctx, n, outputs, true, __func__);
+}
+
+loom_code loom_eval(loom_ctx *ctx, int n, const loom_t *outputs)
+{
+    return run(ctx, n, outputs, false, __func__);
+}
+
+/* The value of t after a run (or a parameter's), with its size. */
+static const void *value_of(loom_ctx *ctx, loom_t t, size_t *bytes, loom_dtype *dt, const char *fn)
+{
+    if (t.tag & FE_PARAM_TAG) {
+        long p = fe_param_index(ctx, t, fn);
+        if (p < 0)
+            return NULL;
+        *bytes = ctx->params[p].bytes;
+        *dt = ctx->params[p].dtype;
+        return ctx->params[p].data;
+    }
+    if (t.id == 0 || t.tag != ctx->tape_tag || !ir_valid(ctx->g, t.id)) {
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "a null, stale or foreign handle");
+        return NULL;
+    }
+    if (t.id >= ctx->vals_n || !ctx->vals[t.id]) {
+        fe_fail(ctx, LOOM_ERR_STATE, fn, "node %%%u was not an output of the last run", t.id);
+        return NULL;
+    }
+    *bytes = (size_t)ir_numel(ctx->g, t.id) * loom_dtype_size(ir_dtype(ctx->g, t.id));
+    *dt = ir_dtype(ctx->g, t.id);
+    return ctx->vals[t.id];
+}
+
+const void *loom_data(loom_ctx *ctx, loom_t t)
+{
+    size_t bytes;
+    loom_dtype dt;
+    return ctx ? value_of(ctx, t, &bytes, &dt, __func__) : NULL;
+}
+
+loom_code loom_read(loom_ctx *ctx, loom_t t, void *dst, size_t bytes)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    size_t have;
+    loom_dtype dt;
+    const void *v = value_of(ctx, t, &have, &dt, __func__);
+    if (!v)
+        return ctx->err.code;
+    if (!dst || bytes != have)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "the value has %zu bytes, %zu asked for", have,
+                       dst ? bytes : 0);
+    memcpy(dst, v, bytes);
+    return LOOM_OK;
+}
+
+double loom_item(loom_ctx *ctx, loom_t t)
+{
+    if (!ctx)
+        return NAN;
+    size_t bytes;
+    loom_dtype dt;
+    const void *v = value_of(ctx, t, &bytes, &dt, __func__);
+    if (!v)
+        return NAN;
+    if (bytes != loom_dtype_size(dt)) {
+        fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "the value has %zu elements, not one",
+                bytes / loom_dtype_size(dt));
+        return NAN;
+    }
+    return op_load(v, dt, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Autograd                                                           */
+/* ------------------------------------------------------------------ */
+
+loom_code loom_backward(loom_ctx *ctx, loom_t loss)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    ir_graph *g = ctx->g;
+    ir_id y = fe_node(ctx, loss, __func__, 1);
+    if (!y)
+        return ctx->err.code;
+    char sh[160];
+    if (ir_numel(g, y) != 1 || ir_dtype(g, y) == LOOM_I32)
+        return fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "the loss must be one float element, not %s",
+                       loom_shape_str(ir_shapev(g, y), ir_dtype(g, y), sh, sizeof sh));
+    size_t nw = (size_t)y + 1;
+    uint8_t *wants = lm_zalloc(&ctx->mem, nw);
+    if (!wants)
+        return ctx->err.code;
+    for (ir_id n = 1; n <= y; n++)
+        if (ir_op(g, n) == OP_PARAM && ctx->params[ir_attrs(g, n)[0]].trainable)
+            wants[n] = 1;
+    ad_grads_free(g, &ctx->grads);
+    loom_code c = ad_backward(g, 1, &y, NULL, wants, &ctx->grads);
+    lm_free(&ctx->mem, wants, nw);
+    return c;
+}
+
+loom_t loom_grad(loom_ctx *ctx, loom_t x)
+{
+    if (!ctx || loom_failed(ctx))
+        return LOOM_NULL;
+    ir_id n = fe_node(ctx, x, __func__, 1);
+    if (!n || n >= ctx->grads.n)
+        return LOOM_NULL;
+    return fe_handle(ctx, ctx->grads.grad[n]);
+}
+
+loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, int nx,
+                   const loom_t *xs, loom_t *dxs)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    if (ny < 1 || nx < 0 || !ys || (nx > 0 && (!xs || !dxs)))
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "needs outputs, inputs and room for gradients");
+    for (int i = 0; i < nx; i++)
+        dxs[i] = LOOM_NULL;
+    ir_id *yn = lm_alloc(&ctx->mem, 2 * (size_t)ny * sizeof *yn);
+    if (!yn)
+        return ctx->err.code;
+    ir_id *dn = yn + ny, top = 0;
+    loom_code c = LOOM_OK;
+    for (int i = 0; i < ny && c == LOOM_OK; i++) {
+        yn[i] = fe_node(ctx, ys[i], __func__, i + 1);
+        dn[i] = dys && !loom_is_null(dys[i]) ? fe_node(ctx, dys[i], __func__, ny + i + 1) : 0;
+        if (!yn[i] || (dys && !loom_is_null(dys[i]) && !dn[i]))
+            c = ctx->err.code;
+        top = LM_MAX(top, yn[i]);
+    }
+    uint8_t *wants = c == LOOM_OK ? lm_zalloc(&ctx->mem, (size_t)top + 1) : NULL;
+    ir_id *xn = wants ? lm_alloc(&ctx->mem, ((size_t)nx + 1) * sizeof *xn) : NULL;
+    if (c == LOOM_OK && !xn)
+        c = ctx->err.code;
+    for (int i = 0; i < nx && c == LOOM_OK; i++) {
+        if (!(xn[i] = fe_node(ctx, xs[i], __func__, 2 * ny + i + 1)))
+            c = ctx->err.code;
+        else if (xn[i] <= top)
+            wants[xn[i]] = 1;
+    }
+    ad_grads gr = { 0 };
+    if (c == LOOM_OK)
+        c = ad_backward(ctx->g, (uint32_t)ny, yn, dn, wants, &gr);
+    for (int i = 0; i < nx && c == LOOM_OK; i++)
+        if (xn[i] < gr.n)
+            dxs[i] = fe_handle(ctx, gr.grad[xn[i]]);
+    ad_grads_free(ctx->g, &gr);
+    lm_free(&ctx->mem, xn, ((size_t)nx + 1) * sizeof *xn);
+    lm_free(&ctx->mem, wants, (size_t)top + 1);
+    lm_free(&ctx->mem, yn, 2 * (size_t)ny * sizeof *yn);
+    return c;
+}

@@ -1,0 +1,374 @@
+/*
+ * loom.h — the public C API of loom, a dataflow/autograd framework with a
+ * graph compiler, made for recurrent networks.
+ *
+ * A model is written as ordinary calls that record a tape: nothing is
+ * computed when you call loom_tanh(); a node is appended and a handle comes
+ * back. A recurrent model is a C loop over time steps, so the tape is the
+ * network unrolled through time. loom_backward() appends the gradient graph
+ * to the same tape (BPTT), and loom_run() evaluates what you ask for.
+ *
+ *     loom_ctx *ctx = loom_ctx_new(NULL);
+ *     loom_t W = loom_param(ctx, "W", LOOM_F32, LOOM_SHAPE(4, 3));
+ *     loom_param_init_normal(ctx, W, 0.0, 0.1);
+ *     loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(8, 4));
+ *     loom_t loss = loom_mean_all(ctx, loom_tanh(ctx, loom_matmul(ctx, x, W)));
+ *     loom_backward(ctx, loss);
+ *     loom_assign(ctx, W, loom_sub(ctx, W, loom_muls(ctx, loom_grad(ctx, W), 0.1)));
+ *     if (loom_failed(ctx))                 // builders are sticky: check once
+ *         fprintf(stderr, "%s\n", loom_errmsg(ctx));
+ *     loom_feed(ctx, x, data, sizeof data);
+ *     loom_run(ctx, 1, &loss);              // one training step
+ *     printf("loss %g\n", loom_item(ctx, loss));
+ *
+ * Conventions. Everything public is loom_ / LOOM_. Objects with a lifetime
+ * are opaque and come in _new/_free pairs; _free accepts NULL. Tensor
+ * handles (loom_t) and shapes are small values. Errors are status codes
+ * plus a message on the context; after the first error every builder
+ * returns a null handle, so model code reads as expressions and checks
+ * once. Nothing in loom aborts on user input.
+ */
+#ifndef LOOM_H
+#define LOOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOOM_VERSION_MAJOR 0
+#define LOOM_VERSION_MINOR 1
+#define LOOM_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef enum loom_code {
+    LOOM_OK = 0,
+    LOOM_ERR_ARG,         /* an argument is out of its domain (axis, count, value) */
+    LOOM_ERR_SHAPE,       /* shapes do not fit the op; the message names both */
+    LOOM_ERR_DTYPE,       /* the op does not take this dtype, or dtypes differ */
+    LOOM_ERR_HANDLE,      /* null, stale (tape was reset) or foreign handle */
+    LOOM_ERR_NOMEM,       /* an allocation failed; the context stays usable */
+    LOOM_ERR_INDEX,       /* a gather/scatter index is out of range at run time */
+    LOOM_ERR_STATE,       /* the call does not fit the context's state */
+    LOOM_ERR_IO,          /* a file could not be read or written */
+    LOOM_ERR_FORMAT,      /* a file is corrupt, truncated or of another version */
+    LOOM_ERR_UNSUPPORTED, /* valid, but not implemented by this build */
+    LOOM_ERR_INTERNAL,    /* a bug in loom: please report the message */
+    LOOM_CODE_COUNT
+} loom_code;
+
+/* A static string naming the code ("LOOM_ERR_SHAPE"). */
+const char *loom_code_name(loom_code code);
+
+/* ------------------------------------------------------------------ */
+/* Value types                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum loom_dtype {
+    LOOM_F32 = 0,
+    LOOM_F64,
+    LOOM_I32, /* indices and labels */
+    LOOM_DTYPE_COUNT
+} loom_dtype;
+
+const char *loom_dtype_name(loom_dtype dt); /* "f32", "f64", "i32" */
+size_t loom_dtype_size(loom_dtype dt);      /* bytes per element */
+
+enum { LOOM_MAX_RANK = 8 };
+
+/* A static shape. rank 0 is a scalar. */
+typedef struct loom_shape {
+    int32_t rank;
+    int64_t d[LOOM_MAX_RANK];
+} loom_shape;
+
+/* LOOM_SHAPE(32, 128) is a rank-2 shape (1 to 8 dims); LOOM_SCALAR is
+ * rank 0. */
+#define LOOM_NARGS_(...) LOOM_NARGS_I_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define LOOM_NARGS_I_(a, b, c, d, e, f, g, h, n, ...) n
+#define LOOM_SHAPE(...) \
+    ((loom_shape){ .rank = LOOM_NARGS_(__VA_ARGS__), .d = { __VA_ARGS__ } })
+#define LOOM_SCALAR ((loom_shape){ .rank = 0 })
+/* LOOM_AXES(0, 2) expands to the two arguments `2, (const int[]){0, 2}`. */
+#define LOOM_AXES(...) LOOM_NARGS_(__VA_ARGS__), ((const int[]){ __VA_ARGS__ })
+
+int64_t loom_shape_numel(loom_shape s);
+bool loom_shape_equal(loom_shape a, loom_shape b);
+/* Writes "f32[32,128]" style text (dtype omitted when dt < 0). Returns buf. */
+char *loom_shape_str(loom_shape s, int dt, char *buf, size_t size);
+
+/* A tensor handle: a node on the current tape, or a parameter. Handles to
+ * tape nodes stay valid until loom_reset(); parameter handles for the
+ * life of the context. The all-zero handle is null. */
+typedef struct loom_t {
+    uint32_t id;
+    uint32_t tag;
+} loom_t;
+
+#define LOOM_NULL ((loom_t){ 0, 0 })
+static inline bool loom_is_null(loom_t t) { return t.id == 0; }
+
+/* ------------------------------------------------------------------ */
+/* Context                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct loom_ctx loom_ctx;
+
+/* A Lua-style allocator: nsize == 0 frees ptr and returns NULL; otherwise
+ * it returns a block of nsize bytes (ptr NULL: new; else resized, osize
+ * being the old size) or NULL on failure. Every allocation loom makes for a
+ * context goes through it. */
+typedef void *(*loom_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+typedef struct loom_options {
+    loom_alloc_fn alloc; /* NULL: libc */
+    void *alloc_ud;
+    uint64_t seed;       /* random ops and initialisers; 0 means 0x10011 */
+} loom_options;
+
+/* A new context with an empty tape. opts may be NULL (defaults). Returns
+ * NULL only if memory for the context itself cannot be had. */
+loom_ctx *loom_ctx_new(const loom_options *opts);
+/* Frees the context, its tapes, parameters and values. NULL is fine. */
+void loom_ctx_free(loom_ctx *ctx);
+
+/* The first error since the last loom_clear_error() (LOOM_OK if none). */
+loom_code loom_status(const loom_ctx *ctx);
+bool loom_failed(const loom_ctx *ctx);
+/* The message of that error ("" if none). Owned by ctx. */
+const char *loom_errmsg(const loom_ctx *ctx);
+/* Forgets the error so building can go on. The tape is kept. */
+void loom_clear_error(loom_ctx *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Tape                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Starts a new, empty tape. Every handle to the old tape becomes stale;
+ * parameters and their values are kept. Clears the error. */
+void loom_reset(loom_ctx *ctx);
+
+/* Time-step marks: nodes recorded between loom_step_begin(ctx, t) and
+ * loom_step_end(ctx) carry step t (t >= 0), and so do their gradients.
+ * Passes use the marks to find the repeated cell. */
+void loom_step_begin(loom_ctx *ctx, int t);
+void loom_step_end(loom_ctx *ctx);
+
+/* Number of nodes on the tape (hash-consing folds repeated expressions). */
+size_t loom_node_count(const loom_ctx *ctx);
+
+/* Writes the tape as text, or as a Graphviz DOT graph. */
+loom_code loom_print_graph(loom_ctx *ctx, FILE *out);
+loom_code loom_write_dot(loom_ctx *ctx, FILE *out);
+
+/* Shape and dtype of a handle (a zero shape / LOOM_DTYPE_COUNT on error). */
+loom_shape loom_shape_of(loom_ctx *ctx, loom_t t);
+loom_dtype loom_dtype_of(loom_ctx *ctx, loom_t t);
+
+/* ------------------------------------------------------------------ */
+/* Sources                                                            */
+/* ------------------------------------------------------------------ */
+
+/* A placeholder fed before each run with loom_feed(). name may be NULL. */
+loom_t loom_input(loom_ctx *ctx, const char *name, loom_dtype dt, loom_shape s);
+/* Copies bytes (exactly numel * dtype size) into the input's buffer. */
+loom_code loom_feed(loom_ctx *ctx, loom_t input, const void *data, size_t bytes);
+/* loom_input + loom_feed: a tensor holding a copy of data. */
+loom_t loom_tensor(loom_ctx *ctx, loom_dtype dt, loom_shape s, const void *data);
+
+loom_t loom_full(loom_ctx *ctx, loom_dtype dt, loom_shape s, double value);
+loom_t loom_scalar(loom_ctx *ctx, loom_dtype dt, double value);
+/* 0, 1, 2 ... along axis, repeated along the other axes. */
+loom_t loom_iota(loom_ctx *ctx, loom_dtype dt, loom_shape s, int axis);
+
+/* Random tensors from a counter-based generator (Philox4x32-10). The
+ * stream is fixed by the context seed, the op's place on the tape and the
+ * run counter (advanced by every loom_run), so a run is reproducible and
+ * the next run draws fresh numbers without recompiling anything. */
+loom_t loom_rand_uniform(loom_ctx *ctx, loom_dtype dt, loom_shape s); /* [0,1) */
+loom_t loom_rand_normal(loom_ctx *ctx, loom_dtype dt, loom_shape s);  /* N(0,1) */
+loom_t loom_rand_bernoulli(loom_ctx *ctx, loom_dtype dt, loom_shape s, double p);
+
+/* ------------------------------------------------------------------ */
+/* Parameters                                                         */
+/* ------------------------------------------------------------------ */
+
+/* A parameter lives as long as the context and may be used on any tape.
+ * Values start at zero. Parameters are trainable unless frozen;
+ * loom_buffer() makes non-trainable state (optimizer moments, running
+ * statistics) that the plan may update with loom_assign(). */
+loom_t loom_param(loom_ctx *ctx, const char *name, loom_dtype dt, loom_shape s);
+loom_t loom_buffer(loom_ctx *ctx, const char *name, loom_dtype dt, loom_shape s);
+
+/* A frozen parameter gets no gradient graph and no gradient. */
+loom_code loom_param_set_trainable(loom_ctx *ctx, loom_t p, bool trainable);
+bool loom_param_trainable(loom_ctx *ctx, loom_t p);
+
+/* Number of parameters and buffers; the i-th (0-based) as a handle. */
+size_t loom_param_count(const loom_ctx *ctx);
+loom_t loom_param_at(loom_ctx *ctx, size_t i);
+loom_t loom_param_find(loom_ctx *ctx, const char *name);
+const char *loom_param_name(loom_ctx *ctx, loom_t p);
+bool loom_is_param(loom_ctx *ctx, loom_t t);
+
+/* The parameter's storage (numel * dtype size bytes, 64-byte aligned),
+ * owned by the context. NULL on error. */
+void *loom_param_data(loom_ctx *ctx, loom_t p);
+loom_code loom_param_set(loom_ctx *ctx, loom_t p, const void *data, size_t bytes);
+/* Initialisers draw from the context's host generator. */
+loom_code loom_param_init_uniform(loom_ctx *ctx, loom_t p, double lo, double hi);
+loom_code loom_param_init_normal(loom_ctx *ctx, loom_t p, double mean, double std);
+loom_code loom_param_init_const(loom_ctx *ctx, loom_t p, double value);
+
+/* Records new_value as the parameter's (or buffer's) value after the run.
+ * All reads in a run see the old values; assignments commit at its end. */
+loom_code loom_assign(loom_ctx *ctx, loom_t p, loom_t new_value);
+
+/* ------------------------------------------------------------------ */
+/* Elementwise ops (binary ops broadcast like numpy)                  */
+/* ------------------------------------------------------------------ */
+
+loom_t loom_neg(loom_ctx *ctx, loom_t x);
+loom_t loom_exp(loom_ctx *ctx, loom_t x);
+loom_t loom_log(loom_ctx *ctx, loom_t x);
+loom_t loom_log1p(loom_ctx *ctx, loom_t x);
+loom_t loom_tanh(loom_ctx *ctx, loom_t x);
+loom_t loom_sigmoid(loom_ctx *ctx, loom_t x);
+loom_t loom_sqrt(loom_ctx *ctx, loom_t x);
+loom_t loom_recip(loom_ctx *ctx, loom_t x);
+loom_t loom_relu(loom_ctx *ctx, loom_t x);
+loom_t loom_abs(loom_ctx *ctx, loom_t x);
+loom_t loom_sign(loom_ctx *ctx, loom_t x);
+loom_t loom_sin(loom_ctx *ctx, loom_t x);
+loom_t loom_cos(loom_ctx *ctx, loom_t x);
+loom_t loom_square(loom_ctx *ctx, loom_t x);
+loom_t loom_cast(loom_ctx *ctx, loom_t x, loom_dtype dt);
+/* Identity whose gradient is zero: cuts BPTT at a step boundary. */
+loom_t loom_detach(loom_ctx *ctx, loom_t x);
+
+loom_t loom_add(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_sub(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_mul(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_div(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_maximum(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_minimum(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_pow(loom_ctx *ctx, loom_t x, double p); /* x > 0 unless p is a small integer */
+/* Comparisons give 1 or 0 in the operands' dtype; no gradient. */
+loom_t loom_eq(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_ne(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_lt(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_le(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_gt(loom_ctx *ctx, loom_t a, loom_t b);
+loom_t loom_ge(loom_ctx *ctx, loom_t a, loom_t b);
+/* cond != 0 ? a : b, all three broadcast together. */
+loom_t loom_where(loom_ctx *ctx, loom_t cond, loom_t a, loom_t b);
+
+/* x op scalar, the scalar taking x's dtype. */
+loom_t loom_adds(loom_ctx *ctx, loom_t x, double v);
+loom_t loom_muls(loom_ctx *ctx, loom_t x, double v);
+loom_t loom_maxs(loom_ctx *ctx, loom_t x, double v);
+
+/* ------------------------------------------------------------------ */
+/* Reductions (axes may be negative; keepdim keeps them as size 1)    */
+/* ------------------------------------------------------------------ */
+
+loom_t loom_sum(loom_ctx *ctx, loom_t x, int naxes, const int *axes, bool keepdim);
+loom_t loom_max(loom_ctx *ctx, loom_t x, int naxes, const int *axes, bool keepdim);
+loom_t loom_mean(loom_ctx *ctx, loom_t x, int naxes, const int *axes, bool keepdim);
+loom_t loom_sum_all(loom_ctx *ctx, loom_t x);  /* a scalar */
+loom_t loom_mean_all(loom_ctx *ctx, loom_t x); /* a scalar */
+
+/* ------------------------------------------------------------------ */
+/* Movement                                                           */
+/* ------------------------------------------------------------------ */
+
+/* One dimension may be -1 (inferred). */
+loom_t loom_reshape(loom_ctx *ctx, loom_t x, loom_shape s);
+loom_t loom_permute(loom_ctx *ctx, loom_t x, int n, const int *perm);
+loom_t loom_transpose(loom_ctx *ctx, loom_t x, int axis0, int axis1);
+/* Broadcast to s with numpy rules. */
+loom_t loom_expand(loom_ctx *ctx, loom_t x, loom_shape s);
+/* x[start:stop:step] along one axis (step >= 1; negative start/stop count
+ * from the end, as in Python; stop is clamped to the size). */
+loom_t loom_slice(loom_ctx *ctx, loom_t x, int axis, int64_t start, int64_t stop,
+                  int64_t step);
+loom_t loom_concat(loom_ctx *ctx, int n, const loom_t *xs, int axis);
+/* Pads one axis with lo and hi elements of value. */
+loom_t loom_pad(loom_ctx *ctx, loom_t x, int axis, int64_t lo, int64_t hi, double value);
+
+/* ------------------------------------------------------------------ */
+/* Contraction and indexing                                           */
+/* ------------------------------------------------------------------ */
+
+/* a [..., M, K] · b [..., K, N]; batch dims broadcast; a 2-D b against a
+ * higher-rank a is a plain [.. * M, K] · [K, N] product. */
+loom_t loom_matmul(loom_ctx *ctx, loom_t a, loom_t b);
+/* The same with either operand transposed in its last two axes. */
+loom_t loom_matmul_t(loom_ctx *ctx, loom_t a, loom_t b, bool trans_a, bool trans_b);
+
+/* Rows of x along axis picked by an i32 index tensor:
+ * x [P..., A, Q...], idx [J...] -> [P..., J..., Q...]. Embedding lookup is
+ * loom_gather(ctx, table, ids, 0). Out-of-range indices fail the run. */
+loom_t loom_gather(loom_ctx *ctx, loom_t x, loom_t idx, int axis);
+/* The adjoint of gather: src [P..., J..., Q...] summed into a zero tensor
+ * [P..., size, Q...] at the rows idx names. */
+loom_t loom_scatter_add(loom_ctx *ctx, loom_t src, loom_t idx, int axis, int64_t size);
+
+/* ------------------------------------------------------------------ */
+/* Composite ops (written with the ops above)                         */
+/* ------------------------------------------------------------------ */
+
+loom_t loom_softmax(loom_ctx *ctx, loom_t x, int axis);
+loom_t loom_log_softmax(loom_ctx *ctx, loom_t x, int axis);
+loom_t loom_logsumexp(loom_ctx *ctx, loom_t x, int axis, bool keepdim);
+/* Mean cross-entropy of logits [N, C] against i32 labels [N]. */
+loom_t loom_cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels);
+/* Mean squared error. */
+loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target);
+
+/* ------------------------------------------------------------------ */
+/* Autograd                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Appends the gradient graph of a scalar loss to the tape, for every
+ * trainable parameter it depends on. Gradients are ordinary nodes: they
+ * can be run, used in updates and differentiated again. */
+loom_code loom_backward(loom_ctx *ctx, loom_t loss);
+/* The gradient of the last loom_backward's loss with respect to x (a
+ * parameter or any node on the path). Null if x does not reach the loss
+ * or is frozen; no error is set then. */
+loom_t loom_grad(loom_ctx *ctx, loom_t x);
+/* Vector-Jacobian product: dxs[i] = sum_j dys[j]^T dys_j/dxs_i for
+ * arbitrary nodes. dys may be NULL when every y is a scalar (seed 1).
+ * dxs[i] is null where xs[i] does not reach any y. */
+loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys,
+                   int nx, const loom_t *xs, loom_t *dxs);
+
+/* ------------------------------------------------------------------ */
+/* Running                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Evaluates outputs (and every loom_assign on the tape) with the values
+ * fed to inputs. Each run advances the random stream. Values of outputs
+ * remain readable until the next run or reset. */
+loom_code loom_run(loom_ctx *ctx, int n, const loom_t *outputs);
+/* The same without committing assignments: evaluation on a training tape. */
+loom_code loom_eval(loom_ctx *ctx, int n, const loom_t *outputs);
+
+/* The value of an output of the last run, or of a parameter. */
+const void *loom_data(loom_ctx *ctx, loom_t t);
+loom_code loom_read(loom_ctx *ctx, loom_t t, void *dst, size_t bytes);
+/* The single element of a one-element tensor as a double (NAN on error). */
+double loom_item(loom_ctx *ctx, loom_t t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOM_H */

@@ -1,0 +1,27 @@
+/*
+ * abs — |x|. d/dx = sign(x) (0 at x = 0).
+ */
+#include "ops_impl.h"
+
+static double f(double x) { return fabs(x); }
+
+static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
+{
+    if (need[0])
+        dx[0] = op_mul(g, dy, op_unary(g, OP_SIGN, ir_src(g, n, 0)));
+}
+
+const op_def op_def_abs = {
+    .name = "abs",
+    .kind = OPK_UNARY,
+    .flags = OPF_DIFF | OPF_ELEMENTWISE,
+    .nsrc = 1,
+    .nattr = 0,
+    .infer = op_infer_unary,
+    .vjp = vjp,
+    .ref = op_ref_unary,
+    .f1 = f,
+    .check = op_check_unary,
+    .check_lo = -1,
+    .check_hi = 1,
+};

@@ -1,0 +1,30 @@
+/*
+ * div — a / b (f32/f64; integer division is not an op). d/db = -y / b.
+ */
+#include "ops_impl.h"
+
+static double f(double a, double b) { return a / b; }
+
+static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
+{
+    ir_id b = ir_src(g, n, 1);
+    if (need[0])
+        dx[0] = op_div(g, dy, b);
+    if (need[1])
+        dx[1] = op_neg(g, op_div(g, op_mul(g, dy, n), b));
+}
+
+const op_def op_def_div = {
+    .name = "div",
+    .kind = OPK_BINARY,
+    .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
+    .nsrc = 2,
+    .nattr = 0,
+    .infer = op_infer_binary,
+    .vjp = vjp,
+    .ref = op_ref_binary,
+    .f2 = f,
+    .check = op_check_binary,
+    .check_lo = 0.5,
+    .check_hi = 2,
+};

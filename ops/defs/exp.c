@@ -1,0 +1,27 @@
+/*
+ * exp — e^x. d/dx = e^x, so the gradient reuses the output.
+ */
+#include "ops_impl.h"
+
+static double f(double x) { return exp(x); }
+
+static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
+{
+    if (need[0])
+        dx[0] = op_mul(g, dy, n);
+}
+
+const op_def op_def_exp = {
+    .name = "exp",
+    .kind = OPK_UNARY,
+    .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
+    .nsrc = 1,
+    .nattr = 0,
+    .infer = op_infer_unary,
+    .vjp = vjp,
+    .ref = op_ref_unary,
+    .f1 = f,
+    .check = op_check_unary,
+    .check_lo = -2,
+    .check_hi = 2,
+};

@@ -1,0 +1,17 @@
+/*
+ * lt — a < b as 1 or 0 in the operands' dtype. No gradient.
+ */
+#include "ops_impl.h"
+
+static double f(double a, double b) { return a < b ? 1.0 : 0.0; }
+
+const op_def op_def_lt = {
+    .name = "lt",
+    .kind = OPK_BINARY,
+    .flags = OPF_ELEMENTWISE | OPF_COMPARE,
+    .nsrc = 2,
+    .nattr = 0,
+    .infer = op_infer_binary,
+    .ref = op_ref_binary,
+    .f2 = f,
+};

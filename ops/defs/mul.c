@@ -1,0 +1,29 @@
+/*
+ * mul — a * b.
+ */
+#include "ops_impl.h"
+
+static double f(double a, double b) { return a * b; }
+
+static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
+{
+    if (need[0])
+        dx[0] = op_mul(g, dy, ir_src(g, n, 1));
+    if (need[1])
+        dx[1] = op_mul(g, dy, ir_src(g, n, 0));
+}
+
+const op_def op_def_mul = {
+    .name = "mul",
+    .kind = OPK_BINARY,
+    .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_COMMUTATIVE,
+    .nsrc = 2,
+    .nattr = 0,
+    .infer = op_infer_binary,
+    .vjp = vjp,
+    .ref = op_ref_binary,
+    .f2 = f,
+    .check = op_check_binary,
+    .check_lo = -2,
+    .check_hi = 2,
+};

@@ -1,0 +1,27 @@
+/*
+ * sqrt — square root. d/dx = 1 / (2 sqrt(x)), from the output.
+ */
+#include "ops_impl.h"
+
+static double f(double x) { return sqrt(x); }
+
+static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
+{
+    if (need[0])
+        dx[0] = op_div(g, dy, op_muls(g, n, 2.0));
+}
+
+const op_def op_def_sqrt = {
+    .name = "sqrt",
+    .kind = OPK_UNARY,
+    .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
+    .nsrc = 1,
+    .nattr = 0,
+    .infer = op_infer_unary,
+    .vjp = vjp,
+    .ref = op_ref_unary,
+    .f1 = f,
+    .check = op_check_unary,
+    .check_lo = 0.2,
+    .check_hi = 3,
+};
