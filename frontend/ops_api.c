@@ -424,10 +424,9 @@ loom_t loom_pad(loom_ctx *ctx, loom_t x, int axis, int64_t lo, int64_t hi, doubl
 /* Contraction and indexing                                           */
 /* ------------------------------------------------------------------ */
 
-loom_t loom_matmul_t(loom_ctx *ctx, loom_t a, loom_t b, bool ta, bool tb)
+static loom_t matmul(loom_ctx *ctx, loom_t a, loom_t b, bool ta, bool tb, const char *fn)
 {
     FE_GUARD(ctx);
-    const char *fn = __func__;
     ir_graph *g = ctx->g;
     ir_id na = fe_node(ctx, a, fn, 1), nb = na ? fe_node(ctx, b, fn, 2) : 0;
     if (!na || !nb)
@@ -502,7 +501,12 @@ loom_t loom_matmul_t(loom_ctx *ctx, loom_t a, loom_t b, bool ta, bool tb)
     return fe_handle(ctx, out);
 }
 
-loom_t loom_matmul(loom_ctx *ctx, loom_t a, loom_t b) { return loom_matmul_t(ctx, a, b, false, false); }
+loom_t loom_matmul_t(loom_ctx *ctx, loom_t a, loom_t b, bool ta, bool tb)
+{
+    return matmul(ctx, a, b, ta, tb, __func__);
+}
+
+loom_t loom_matmul(loom_ctx *ctx, loom_t a, loom_t b) { return matmul(ctx, a, b, false, false, __func__); }
 
 loom_t loom_gather(loom_ctx *ctx, loom_t x, loom_t idx, int axis)
 {
