@@ -19,7 +19,7 @@ loom_t loom_logsumexp(loom_ctx *ctx, loom_t x, int axis, bool keepdim)
     if (keepdim || loom_failed(ctx))
         return lse;
     loom_shape s = loom_shape_of(ctx, lse);
-    int a = fe_axis(ctx, axis, s.rank, __func__);
+    int a = fe_axis(ctx, axis, s, loom_dtype_of(ctx, lse), __func__);
     if (a < 0)
         return LOOM_NULL;
     for (int i = a; i + 1 < s.rank; i++)

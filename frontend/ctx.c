@@ -21,9 +21,12 @@ static uint32_t new_serial(void)
 
 static bool tape_new(loom_ctx *ctx)
 {
-    ctx->g = ir_graph_new(ctx->mem, &ctx->err, &op_opset);
+    ir_graph *g = ir_graph_new(ctx->mem, &ctx->err, &op_opset);
+    if (!g)
+        return false;
+    ctx->g = g;
     ctx->tape_tag = new_serial();
-    return ctx->g != NULL;
+    return true;
 }
 
 loom_ctx *loom_ctx_new(const loom_options *opts)
@@ -159,14 +162,21 @@ loom_t fe_handle(loom_ctx *ctx, ir_id n)
     return (loom_t){ .id = n, .tag = ctx->tape_tag };
 }
 
-int fe_axis(loom_ctx *ctx, int axis, int rank, const char *fn)
+int fe_axis(loom_ctx *ctx, int axis, loom_shape s, int dt, const char *fn)
 {
-    int a = axis < 0 ? axis + rank : axis;
-    if (a < 0 || a >= rank) {
-        fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d is out of range for rank %d", axis, rank);
+    int a = axis < 0 ? axis + s.rank : axis;
+    if (a < 0 || a >= s.rank) {
+        char sh[160];
+        fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d is out of range for %s (rank %d)", axis,
+                loom_shape_str(s, dt, sh, sizeof sh), s.rank);
         return -1;
     }
     return a;
+}
+
+int fe_node_axis(loom_ctx *ctx, int axis, ir_id n, const char *fn)
+{
+    return fe_axis(ctx, axis, ir_shapev(ctx->g, n), ir_dtype(ctx->g, n), fn);
 }
 
 bool fe_check_dtype(loom_ctx *ctx, loom_dtype dt, const char *fn)
@@ -203,10 +213,17 @@ void loom_reset(loom_ctx *ctx)
 {
     if (!ctx)
         return;
-    fe_tape_clear(ctx);
     lm_err_clear(&ctx->err);
-    if (!tape_new(ctx))
-        lm_fail(&ctx->err, LOOM_ERR_NOMEM, "loom_reset: out of memory for a new tape");
+    /* the new tape first: without memory for it, the old one stays */
+    ir_graph *g = ir_graph_new(ctx->mem, &ctx->err, &op_opset);
+    if (!g) {
+        lm_err_clear(&ctx->err);
+        lm_fail(&ctx->err, LOOM_ERR_NOMEM, "loom_reset: out of memory for a new tape (the old tape is kept)");
+        return;
+    }
+    fe_tape_clear(ctx);
+    ctx->g = g;
+    ctx->tape_tag = new_serial();
 }
 
 void loom_step_begin(loom_ctx *ctx, int t)

@@ -67,8 +67,11 @@ long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn);
 loom_t fe_handle(loom_ctx *ctx, ir_id n);
 /* Records an error on the context, prefixed with fn. */
 loom_code fe_fail(loom_ctx *ctx, loom_code code, const char *fn, const char *fmt, ...) LM_PRINTF(4, 5);
-/* Normalises a possibly negative axis for rank r, or -1 with an error. */
-int fe_axis(loom_ctx *ctx, int axis, int rank, const char *fn);
+/* Normalises a possibly negative axis of a tensor of shape s and dtype dt
+ * (named in the message), or -1 with an error. */
+int fe_axis(loom_ctx *ctx, int axis, loom_shape s, int dt, const char *fn);
+/* fe_axis for node n. */
+int fe_node_axis(loom_ctx *ctx, int axis, ir_id n, const char *fn);
 /* Checks a user shape (rank, non-negative dims). */
 bool fe_check_shape(loom_ctx *ctx, loom_shape s, const char *fn);
 bool fe_check_dtype(loom_ctx *ctx, loom_dtype dt, const char *fn);

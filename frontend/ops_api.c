@@ -129,6 +129,8 @@ loom_t loom_square(loom_ctx *ctx, loom_t x) { return loom_mul(ctx, x, x); }
 loom_t loom_pow(loom_ctx *ctx, loom_t x, double p)
 {
     FE_GUARD(ctx);
+    if (!fe_node(ctx, x, __func__, 1))
+        return LOOM_NULL;
     if (p == 1)
         return x;
     if (p == 2)
@@ -162,7 +164,7 @@ loom_t loom_where(loom_ctx *ctx, loom_t cond, loom_t a, loom_t b)
 /* Reductions                                                         */
 /* ------------------------------------------------------------------ */
 
-static bool axes_mask(loom_ctx *ctx, int rank, int naxes, const int *axes, uint32_t *mask, const char *fn)
+static bool axes_mask(loom_ctx *ctx, ir_id n, int naxes, const int *axes, uint32_t *mask, const char *fn)
 {
     *mask = 0;
     if (naxes < 0 || (naxes > 0 && !axes)) {
@@ -170,11 +172,12 @@ static bool axes_mask(loom_ctx *ctx, int rank, int naxes, const int *axes, uint3
         return false;
     }
     for (int i = 0; i < naxes; i++) {
-        int a = fe_axis(ctx, axes[i], rank, fn);
+        int a = fe_node_axis(ctx, axes[i], n, fn);
         if (a < 0)
             return false;
         if (op_axis_in(*mask, a)) {
-            fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d is named twice", axes[i]);
+            char sh[160];
+            fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d of %s is named twice", axes[i], FE_SH(ctx->g, n, sh));
             return false;
         }
         *mask |= 1u << a;
@@ -188,7 +191,7 @@ static loom_t reduce(loom_ctx *ctx, int op, loom_t x, int naxes, const int *axes
     FE_GUARD(ctx);
     ir_id n = fe_node(ctx, x, fn, 1);
     uint32_t mask;
-    if (!n || !axes_mask(ctx, ir_shape(ctx->g, n)->rank, naxes, axes, &mask, fn))
+    if (!n || !axes_mask(ctx, n, naxes, axes, &mask, fn))
         return LOOM_NULL;
     return fe_handle(ctx, op_reduce(ctx->g, op, n, mask, keepdim));
 }
@@ -208,7 +211,7 @@ loom_t loom_mean(loom_ctx *ctx, loom_t x, int naxes, const int *axes, bool keepd
     FE_GUARD(ctx);
     ir_id n = fe_node(ctx, x, __func__, 1);
     uint32_t mask;
-    if (!n || !axes_mask(ctx, ir_shape(ctx->g, n)->rank, naxes, axes, &mask, __func__))
+    if (!n || !axes_mask(ctx, n, naxes, axes, &mask, __func__))
         return LOOM_NULL;
     if (ir_dtype(ctx->g, n) == LOOM_I32) {
         fe_fail(ctx, LOOM_ERR_DTYPE, __func__, "takes f32 or f64, not i32");
@@ -289,17 +292,19 @@ loom_t loom_permute(loom_ctx *ctx, loom_t x, int k, const int *perm)
     if (!n)
         return LOOM_NULL;
     int r = ir_shape(ctx->g, n)->rank, p[LOOM_MAX_RANK];
+    char sh[160];
     if (k != r || (k > 0 && !perm)) {
-        fe_fail(ctx, LOOM_ERR_ARG, fn, "%d axes given for rank %d", k, r);
+        fe_fail(ctx, LOOM_ERR_ARG, fn, "%d axes given for %s", k, FE_SH(ctx->g, n, sh));
         return LOOM_NULL;
     }
     uint32_t seen = 0;
     for (int i = 0; i < r; i++) {
-        p[i] = fe_axis(ctx, perm[i], r, fn);
+        p[i] = fe_node_axis(ctx, perm[i], n, fn);
         if (p[i] < 0)
             return LOOM_NULL;
         if (op_axis_in(seen, p[i])) {
-            fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d appears twice", perm[i]);
+            fe_fail(ctx, LOOM_ERR_ARG, fn, "axis %d appears twice in the permutation of %s", perm[i],
+                    FE_SH(ctx->g, n, sh));
             return LOOM_NULL;
         }
         seen |= 1u << p[i];
@@ -314,7 +319,7 @@ loom_t loom_transpose(loom_ctx *ctx, loom_t x, int axis0, int axis1)
     if (!n)
         return LOOM_NULL;
     int r = ir_shape(ctx->g, n)->rank, p[LOOM_MAX_RANK];
-    int a = fe_axis(ctx, axis0, r, __func__), b = a < 0 ? -1 : fe_axis(ctx, axis1, r, __func__);
+    int a = fe_node_axis(ctx, axis0, n, __func__), b = a < 0 ? -1 : fe_node_axis(ctx, axis1, n, __func__);
     if (a < 0 || b < 0)
         return LOOM_NULL;
     for (int i = 0; i < r; i++)
@@ -347,11 +352,13 @@ loom_t loom_slice(loom_ctx *ctx, loom_t x, int axis, int64_t start, int64_t stop
     if (!n)
         return LOOM_NULL;
     loom_shape s = ir_shapev(ctx->g, n);
-    int a = fe_axis(ctx, axis, s.rank, __func__);
+    int a = fe_node_axis(ctx, axis, n, __func__);
     if (a < 0)
         return LOOM_NULL;
     if (step < 1) {
-        fe_fail(ctx, LOOM_ERR_ARG, __func__, "step %lld must be >= 1", (long long)step);
+        char sh[160];
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "step %lld must be >= 1 (slicing %s)", (long long)step,
+                FE_SH(ctx->g, n, sh));
         return LOOM_NULL;
     }
     int64_t dim = s.d[a];
@@ -391,7 +398,7 @@ loom_t loom_concat(loom_ctx *ctx, int k, const loom_t *xs, int axis)
         if (!(ns[i] = fe_node(ctx, xs[i], fn, i + 1)))
             break;
     if (i == k) {
-        int a = fe_axis(ctx, axis, ir_shape(ctx->g, ns[0])->rank, fn);
+        int a = fe_node_axis(ctx, axis, ns[0], fn);
         if (a >= 0)
             out = fe_handle(ctx, op_concat(ctx->g, (uint32_t)k, ns, a));
     }
@@ -406,12 +413,13 @@ loom_t loom_pad(loom_ctx *ctx, loom_t x, int axis, int64_t lo, int64_t hi, doubl
     ir_id n = fe_node(ctx, x, __func__, 1);
     if (!n)
         return LOOM_NULL;
-    int r = ir_shape(ctx->g, n)->rank, a = fe_axis(ctx, axis, r, __func__);
+    int a = fe_node_axis(ctx, axis, n, __func__);
     if (a < 0)
         return LOOM_NULL;
     if (lo < 0 || hi < 0) {
-        fe_fail(ctx, LOOM_ERR_ARG, __func__, "padding %lld/%lld must not be negative", (long long)lo,
-                (long long)hi);
+        char sh[160];
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "padding %lld/%lld of %s must not be negative",
+                (long long)lo, (long long)hi, FE_SH(ctx->g, n, sh));
         return LOOM_NULL;
     }
     int64_t l[LOOM_MAX_RANK] = { 0 }, h[LOOM_MAX_RANK] = { 0 }, in[LOOM_MAX_RANK] = { 0 };
@@ -514,7 +522,7 @@ loom_t loom_gather(loom_ctx *ctx, loom_t x, loom_t idx, int axis)
     ir_id n = fe_node(ctx, x, __func__, 1), ni = n ? fe_node(ctx, idx, __func__, 2) : 0;
     if (!ni)
         return LOOM_NULL;
-    int a = fe_axis(ctx, axis, ir_shape(ctx->g, n)->rank, __func__);
+    int a = fe_node_axis(ctx, axis, n, __func__);
     if (a < 0)
         return LOOM_NULL;
     return fe_handle(ctx, op_gather(ctx->g, n, ni, a));
@@ -526,8 +534,16 @@ loom_t loom_scatter_add(loom_ctx *ctx, loom_t src, loom_t idx, int axis, int64_t
     ir_id n = fe_node(ctx, src, __func__, 1), ni = n ? fe_node(ctx, idx, __func__, 2) : 0;
     if (!ni)
         return LOOM_NULL;
-    int r = ir_shape(ctx->g, n)->rank - ir_shape(ctx->g, ni)->rank + 1;
-    int a = fe_axis(ctx, axis, r > 0 ? r : 1, __func__);
+    loom_shape out = { .rank = ir_shape(ctx->g, n)->rank - ir_shape(ctx->g, ni)->rank + 1 };
+    if (out.rank < 1)
+        out.rank = 1;
+    int a = axis < 0 ? axis + out.rank : axis;
+    if (a < 0 || a >= out.rank) {
+        char x[160], y[160];
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "axis %d does not fit source %s and indices %s", axis,
+                FE_SH(ctx->g, n, x), FE_SH(ctx->g, ni, y));
+        return LOOM_NULL;
+    }
     if (a < 0)
         return LOOM_NULL;
     return fe_handle(ctx, op_scatter_add(ctx->g, n, ni, a, size));
@@ -546,8 +562,10 @@ loom_code loom_assign(loom_ctx *ctx, loom_t p, loom_t v)
     const fe_param *q = &ctx->params[pid];
     loom_shape vs = ir_shapev(ctx->g, n), common;
     char a[160], b[160];
-    if (ir_dtype(ctx->g, n) != q->dtype || !op_broadcast_shape(&vs, &q->shape, &common) ||
-        !loom_shape_equal(common, q->shape))
+    if (ir_dtype(ctx->g, n) != q->dtype)
+        return fe_fail(ctx, LOOM_ERR_DTYPE, __func__, "a %s value cannot be assigned to \"%s\" %s",
+                       FE_SH(ctx->g, n, a), q->name, loom_shape_str(q->shape, q->dtype, b, sizeof b));
+    if (!op_broadcast_shape(&vs, &q->shape, &common) || !loom_shape_equal(common, q->shape))
         return fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "a %s value cannot be assigned to \"%s\" %s",
                        FE_SH(ctx->g, n, a), q->name, loom_shape_str(q->shape, q->dtype, b, sizeof b));
     ir_id asg = op_assign(ctx->g, op_broadcast_to(ctx->g, n, q->shape), (uint32_t)pid);

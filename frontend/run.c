@@ -35,50 +35,60 @@ static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, c
     ir_id *roots = lm_alloc(&ctx->mem, nroots * sizeof *roots);
     void **vals = roots ? lm_zalloc(&ctx->mem, nroots * sizeof *vals) : NULL;
     void **inputs = vals ? lm_zalloc(&ctx->mem, (ctx->ninputs + 1) * sizeof *inputs) : NULL;
-    void **params = inputs ? lm_zalloc(&ctx->mem, (ctx->nparams + 1) * sizeof *params) : NULL;
+    const char **names = inputs ? lm_zalloc(&ctx->mem, (ctx->ninputs + 1) * sizeof *names) : NULL;
+    void **params = names ? lm_zalloc(&ctx->mem, (ctx->nparams + 1) * sizeof *params) : NULL;
+    void **table = NULL; /* the outputs' values by node id, replacing ctx->vals */
+    size_t table_n = 0;
     loom_code c = params ? LOOM_OK : ctx->err.code;
-    for (int i = 0; i < n && c == LOOM_OK; i++)
+    ir_id top = 0;
+    for (int i = 0; i < n && c == LOOM_OK; i++) {
         if (!(roots[i] = fe_node(ctx, outputs[i], fn, i + 1)))
             c = ctx->err.code;
-    if (c == LOOM_OK) {
-        if (commit)
-            memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
-        c = fill_rng_key(ctx);
+        else
+            top = LM_MAX(top, roots[i]);
     }
     if (c == LOOM_OK) {
-        for (size_t i = 0; i < ctx->ninputs; i++)
+        if (commit && ctx->nassigns)
+            memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
+        table_n = (size_t)top + 1;
+        table = lm_zalloc(&ctx->mem, table_n * sizeof *table);
+        if (!table)
+            c = ctx->err.code;
+    }
+    if (c == LOOM_OK)
+        c = fill_rng_key(ctx);
+    if (c == LOOM_OK) {
+        for (size_t i = 0; i < ctx->ninputs; i++) {
             inputs[i] = ctx->inputs[i].data;
+            names[i] = ctx->inputs[i].name;
+        }
         for (size_t i = 0; i < ctx->nparams; i++)
             params[i] = ctx->params[i].data;
-        op_env env = { .inputs = inputs, .ninputs = (uint32_t)ctx->ninputs,
+        op_env env = { .inputs = inputs, .input_names = names, .ninputs = (uint32_t)ctx->ninputs,
                        .params = params, .nparams = (uint32_t)ctx->nparams };
-        fe_values_clear(ctx);
+        /* nothing after a successful op_ref_run can fail: it has
+         * committed the assignments */
         c = op_ref_run(ctx->g, &env, roots, (uint32_t)nroots, vals);
     }
     if (c == LOOM_OK) {
         ctx->runs++;
-        /* keep the outputs' values by node id */
-        ir_id top = 0;
-        for (int i = 0; i < n; i++)
-            top = LM_MAX(top, roots[i]);
-        ctx->vals_n = (size_t)top + 1;
-        ctx->vals = lm_zalloc(&ctx->mem, ctx->vals_n * sizeof *ctx->vals);
-        if (!ctx->vals) {
-            ctx->vals_n = 0;
-            c = ctx->err.code;
-        }
-        for (int i = 0; i < n && c == LOOM_OK; i++) {
-            if (ctx->vals[roots[i]]) {
+        fe_values_clear(ctx);
+        for (int i = 0; i < n; i++) {
+            if (table[roots[i]])
                 lm_free_aligned(&ctx->mem, vals[i]); /* the same output twice */
-            } else {
-                ctx->vals[roots[i]] = vals[i];
-            }
+            else
+                table[roots[i]] = vals[i];
             vals[i] = NULL;
         }
-        for (size_t i = 0; i < nroots; i++)
-            lm_free_aligned(&ctx->mem, vals[i]);
+        ctx->vals = table;
+        ctx->vals_n = table_n;
+        table = NULL;
     }
+    for (size_t i = 0; vals && i < nroots; i++)
+        lm_free_aligned(&ctx->mem, vals[i]);
+    lm_free(&ctx->mem, table, table_n * sizeof *table);
     lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);
+    lm_free(&ctx->mem, names, (ctx->ninputs + 1) * sizeof *names);
     lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
     lm_free(&ctx->mem, vals, nroots * sizeof *vals);
     lm_free(&ctx->mem, roots, nroots * sizeof *roots);

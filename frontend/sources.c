@@ -24,7 +24,12 @@ static loom_t param_new(loom_ctx *ctx, const char *name, loom_dtype dt, loom_sha
         return LOOM_NULL;
     char auto_name[32];
     if (!name) {
-        snprintf(auto_name, sizeof auto_name, "%s%zu", buffer ? "buffer" : "param", ctx->nparams);
+        /* the first free "param<k>" / "buffer<k>" from k = count */
+        for (size_t k = ctx->nparams;; k++) {
+            snprintf(auto_name, sizeof auto_name, "%s%zu", buffer ? "buffer" : "param", k);
+            if (loom_is_null(loom_param_find(ctx, auto_name)))
+                break;
+        }
         name = auto_name;
     }
     if (!name[0] || strlen(name) > 255) {
@@ -274,7 +279,7 @@ loom_t loom_iota(loom_ctx *ctx, loom_dtype dt, loom_shape s, int axis)
     FE_GUARD(ctx, LOOM_NULL);
     if (!fe_check_dtype(ctx, dt, __func__) || !fe_check_shape(ctx, s, __func__))
         return LOOM_NULL;
-    int a = fe_axis(ctx, axis, s.rank, __func__);
+    int a = fe_axis(ctx, axis, s, dt, __func__);
     return a < 0 ? LOOM_NULL : fe_handle(ctx, op_iota(ctx->g, dt, s, a));
 }
 

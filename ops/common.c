@@ -67,7 +67,7 @@ loom_code op_ref_unary(const op_exec *e)
         const int32_t *x = e->in[0];
         int32_t *y = e->out;
         for (int64_t i = 0; i < n; i++)
-            y[i] = (int32_t)f(x[i]);
+            y[i] = op_to_i32(f(x[i]));
         break;
     }
     }
@@ -97,7 +97,7 @@ loom_code op_ref_binary(const op_exec *e)
         const int32_t *a = e->in[0], *b = e->in[1];
         int32_t *y = e->out;
         for (int64_t i = 0; i < n; i++)
-            y[i] = (int32_t)f(a[i], b[i]);
+            y[i] = op_to_i32(f(a[i], b[i]));
         break;
     }
     }

@@ -186,6 +186,7 @@ ir_id op_sum_to(ir_graph *g, ir_id x, loom_shape s);
 /* Where external values live during a run. */
 typedef struct op_env {
     void *const *inputs; /* by input slot */
+    const char *const *input_names; /* by slot, for messages; may be NULL */
     uint32_t ninputs;
     void *const *params; /* by parameter id; assignments are written here */
     uint32_t nparams;
@@ -212,6 +213,19 @@ loom_code op_ref_run(ir_graph *g, const op_env *env, const ir_id *roots, uint32_
 /* Element access and index helpers for kernels                       */
 /* ------------------------------------------------------------------ */
 
+/* double to i32 the way the reference defines it: truncation toward
+ * zero, saturating at the ends, NaN to 0 (C leaves these undefined). */
+static inline int32_t op_to_i32(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
 static inline double op_load(const void *p, loom_dtype dt, int64_t i)
 {
     switch (dt) {
@@ -226,7 +240,7 @@ static inline void op_store(void *p, loom_dtype dt, int64_t i, double v)
     switch (dt) {
     case LOOM_F32: ((float *)p)[i] = (float)v; break;
     case LOOM_F64: ((double *)p)[i] = v; break;
-    default: ((int32_t *)p)[i] = (int32_t)v; break;
+    default: ((int32_t *)p)[i] = op_to_i32(v); break;
     }
 }
 

@@ -44,7 +44,9 @@ static void *external_value(ir_graph *g, const op_env *env, ir_id n)
     uint32_t k = (uint32_t)ir_attrs(g, n)[0];
     if (ir_op(g, n) == OP_INPUT) {
         if (k >= env->ninputs || !env->inputs[k]) {
-            lm_fail(g->err, LOOM_ERR_STATE, "input #%u (node %%%u) was not fed before the run", k, n);
+            const char *name = env->input_names && k < env->ninputs ? env->input_names[k] : NULL;
+            lm_fail(g->err, LOOM_ERR_STATE, "run: input %s%s%s#%u (node %%%u) was not fed", name ? "\"" : "",
+                    name ? name : "", name ? "\" " : "", k, n);
             return NULL;
         }
         return env->inputs[k];
@@ -133,19 +135,9 @@ loom_code op_ref_run(ir_graph *g, const op_env *env, const ir_id *roots, uint32_
         state_free(&st);
         return c;
     }
-    /* Assignments commit after every read; then roots hand over their
-     * buffers (copies where a value is external or given twice). */
-    for (uint32_t i = 0; i < nroots; i++) {
-        ir_id n = roots[i];
-        if (ir_op(g, n) == OP_ASSIGN) {
-            uint32_t pid = (uint32_t)ir_attrs(g, n)[0];
-            if (pid >= env->nparams || !env->params[pid]) {
-                c = lm_fail(g->err, LOOM_ERR_STATE, "assign to parameter p%u with no storage", pid);
-                break;
-            }
-            memcpy(env->params[pid], st.buf[n], (size_t)ir_numel(g, n) * loom_dtype_size(ir_dtype(g, n)));
-        }
-    }
+    /* Roots hand over their buffers (copies where a value is external or
+     * given twice) before assignments commit, so that a parameter read as
+     * an output shows its value from before the run, like every read. */
     for (uint32_t i = 0; i < nroots && c == LOOM_OK; i++) {
         ir_id n = roots[i];
         if (ir_op(g, n) == OP_ASSIGN)
@@ -170,6 +162,17 @@ loom_code op_ref_run(ir_graph *g, const op_env *env, const ir_id *roots, uint32_
             break;
         }
         memcpy(values[i], src, bytes);
+    }
+    for (uint32_t i = 0; i < nroots && c == LOOM_OK; i++) {
+        ir_id n = roots[i];
+        if (ir_op(g, n) != OP_ASSIGN)
+            continue;
+        uint32_t pid = (uint32_t)ir_attrs(g, n)[0];
+        if (pid >= env->nparams || !env->params[pid]) {
+            c = lm_fail(g->err, LOOM_ERR_STATE, "assign to parameter p%u with no storage", pid);
+            break;
+        }
+        memcpy(env->params[pid], st.buf[n], (size_t)ir_numel(g, n) * loom_dtype_size(ir_dtype(g, n)));
     }
     if (c != LOOM_OK)
         for (uint32_t i = 0; i < nroots; i++) {

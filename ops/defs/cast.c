@@ -1,7 +1,7 @@
 /*
- * cast — conversion to the node's dtype (i32 truncates toward zero, like
- * C). Between float types the gradient is cast back; from or to i32 there
- * is none.
+ * cast — conversion to the node's dtype (to i32: truncation toward zero,
+ * saturating, NaN to 0, as op_to_i32 defines). Between float types the
+ * gradient is cast back; from or to i32 there is none.
  */
 #include "ops_impl.h"
 
@@ -17,12 +17,8 @@ static loom_code ref(const op_exec *e)
 {
     loom_dtype from = ir_dtype(e->g, ir_src(e->g, e->n, 0)), to = ir_dtype(e->g, e->n);
     int64_t n = ir_numel(e->g, e->n);
-    for (int64_t i = 0; i < n; i++) {
-        double v = op_load(e->in[0], from, i);
-        if (to == LOOM_I32)
-            v = v != v ? 0 : v >= 2147483647.0 ? 2147483647.0 : v <= -2147483648.0 ? -2147483648.0 : v;
-        op_store(e->out, to, i, v);
-    }
+    for (int64_t i = 0; i < n; i++)
+        op_store(e->out, to, i, op_load(e->in[0], from, i)); /* i32: op_to_i32's rule */
     return LOOM_OK;
 }
 
