@@ -205,3 +205,14 @@ void op_format_reduce(const ir_graph *g, ir_id n, char *buf, size_t size)
     if (a[1])
         op_catf(buf, size, " keepdim");
 }
+
+void op_vjp_extremum(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx, int win_op)
+{
+    ir_id a = ir_src(g, n, 0), b = ir_src(g, n, 1);
+    ir_id wa = op_add(g, op_binary(g, win_op, a, b), op_muls(g, op_binary(g, OP_EQ, a, b), 0.5));
+    ir_id da = op_mul(g, dy, wa);
+    if (need[0])
+        dx[0] = da;
+    if (need[1])
+        dx[1] = op_sub(g, dy, da);
+}

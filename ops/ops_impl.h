@@ -36,6 +36,10 @@ loom_code op_ref_reduce(const op_exec *e, double init, double (*combine)(double 
 void op_format_reduce(const ir_graph *g, ir_id n, char *buf, size_t size);
 ir_id op_check_reduce(op_check *c);
 
+/* VJP of maximum / minimum: the gradient goes to the operand that wins
+ * (a win_op b, win_op being OP_GT or OP_LT); a tie splits it in halves. */
+void op_vjp_extremum(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx, int win_op);
+
 /* Raw attribute words, comma separated (the default format). */
 void op_format_words(const ir_graph *g, ir_id n, char *buf, size_t size);
 /* Appends to buf as snprintf would, keeping it terminated. */
