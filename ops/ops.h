@@ -15,6 +15,7 @@
 #define LOOM_OPS_H
 
 #include "ir.h"
+#include "lower.h"
 
 typedef enum op_id {
 #define OP(NAME, name) OP_##NAME,
@@ -67,6 +68,9 @@ typedef struct op_def {
     void (*vjp)(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx);
     /* Reference kernel in plain C, for f32, f64 (and i32 where legal). */
     loom_code (*ref)(const op_exec *e);
+    /* Elementwise ops: the computation of one element for code
+     * generators (see lower.h). */
+    op_lower_fn lower;
     /* Scalar functions used by the shared elementwise kernels. */
     double (*f1)(double x);
     double (*f2)(double a, double b);

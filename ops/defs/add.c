@@ -15,12 +15,20 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[1] = dy;
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return kx_bin(k, KX_ADD, in[0], in[1]);
+}
+
 const op_def op_def_add = {
     .name = "add",
     .kind = OPK_BINARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_COMMUTATIVE,
     .nsrc = 2,
     .nattr = 0,
+    .lower = lower,
     .infer = op_infer_binary,
     .vjp = vjp,
     .ref = op_ref_binary,

@@ -51,12 +51,18 @@ static ir_id check(op_check *c)
     return op_cast(g, op_cast(g, x, LOOM_F32), LOOM_F64);
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    return k->cast(k, in[0], ir_dtype(g, ir_src(g, n, 0)), ir_dtype(g, n));
+}
+
 const op_def op_def_cast = {
     .name = "cast",
     .kind = OPK_UNARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE,
     .nsrc = 1,
     .nattr = 0,
+    .lower = lower,
     .infer = infer,
     .vjp = vjp,
     .ref = ref,

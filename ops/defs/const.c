@@ -18,11 +18,18 @@ static void format(const ir_graph *g, ir_id n, char *buf, size_t size)
     op_catf(buf, size, "%.9g", ir_a2f(ir_attrs(g, n)[0]));
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)in;
+    return kx_const(k, ir_a2f(ir_attrs(g, n)[0]));
+}
+
 const op_def op_def_const = {
     .name = "const",
     .kind = OPK_SOURCE,
     .nsrc = 0,
     .nattr = 1,
+    .lower = lower,
     .infer = op_infer_source,
     .ref = ref,
     .format = format,

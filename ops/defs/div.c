@@ -14,12 +14,20 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[1] = op_neg(g, op_div(g, op_mul(g, dy, n), b));
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return kx_bin(k, KX_DIV, in[0], in[1]);
+}
+
 const op_def op_def_div = {
     .name = "div",
     .kind = OPK_BINARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
     .nsrc = 2,
     .nattr = 0,
+    .lower = lower,
     .infer = op_infer_binary,
     .vjp = vjp,
     .ref = op_ref_binary,

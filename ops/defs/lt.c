@@ -5,12 +5,20 @@
 
 static double f(double a, double b) { return a < b ? 1.0 : 0.0; }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return kx_bin(k, KX_LT, in[0], in[1]);
+}
+
 const op_def op_def_lt = {
     .name = "lt",
     .kind = OPK_BINARY,
     .flags = OPF_ELEMENTWISE | OPF_COMPARE,
     .nsrc = 2,
     .nattr = 0,
+    .lower = lower,
     .infer = op_infer_binary,
     .ref = op_ref_binary,
     .f2 = f,

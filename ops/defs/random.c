@@ -66,12 +66,19 @@ static void format(const ir_graph *g, ir_id n, char *buf, size_t size)
         op_catf(buf, size, " p=%g", ir_a2f(a[2]));
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    const int64_t *a = ir_attrs(g, n);
+    return k->random(k, in[0], (int)a[0], (uint32_t)a[1], ir_a2f(a[2]));
+}
+
 const op_def op_def_random = {
     .name = "random",
     .kind = OPK_SOURCE,
     .flags = OPF_FLOAT,
     .nsrc = 1,
     .nattr = 3,
+    .lower = lower,
     .infer = infer,
     .ref = ref,
     .format = format,

@@ -11,12 +11,20 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[0] = op_neg(g, op_mul(g, dy, op_mul(g, n, n)));
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return kx_bin(k, KX_DIV, kx_const(k, 1.0), in[0]);
+}
+
 const op_def op_def_recip = {
     .name = "recip",
     .kind = OPK_UNARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
     .nsrc = 1,
     .nattr = 0,
+    .lower = lower,
     .infer = op_infer_unary,
     .vjp = vjp,
     .ref = op_ref_unary,

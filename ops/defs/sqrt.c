@@ -11,12 +11,20 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[0] = op_div(g, dy, op_muls(g, n, 2.0));
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return kx_un(k, KX_SQRT, in[0]);
+}
+
 const op_def op_def_sqrt = {
     .name = "sqrt",
     .kind = OPK_UNARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE | OPF_FLOAT,
     .nsrc = 1,
     .nattr = 0,
+    .lower = lower,
     .infer = op_infer_unary,
     .vjp = vjp,
     .ref = op_ref_unary,

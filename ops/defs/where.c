@@ -56,12 +56,20 @@ static ir_id check(op_check *c)
     return op_where(g, cond, x[1], x[2]);
 }
 
+static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+{
+    (void)g;
+    (void)n;
+    return k->select(k, kx_bin(k, KX_NE, in[0], kx_const(k, 0.0)), in[1], in[2]);
+}
+
 const op_def op_def_where = {
     .name = "where",
     .kind = OPK_TERNARY,
     .flags = OPF_DIFF | OPF_ELEMENTWISE,
     .nsrc = 3,
     .nattr = 0,
+    .lower = lower,
     .infer = infer,
     .vjp = vjp,
     .ref = ref,
