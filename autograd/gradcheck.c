@@ -48,7 +48,7 @@ loom_code ad_gradcheck_case(lm_mem mem, lm_err *err, ir_id (*build)(op_check *c,
     ir_graph *g = ir_graph_new(mem, err, &op_opset);
     if (!g)
         return err->code;
-    op_check c = { .g = g, .op = build == build_op ? ((op_case *)ud)->op : -1, .eps = 1e-6 };
+    op_check c = { .g = g, .op = build == build_op ? ((op_case *)ud)->op : -1, .eps = 1e-6, .dtype = LOOM_F64 };
     lm_rng_seed(&c.rng, seed);
     /* per case input: its gradient node and analytic values */
     size_t ncase = 0, nwants = 0, nroots = 0;

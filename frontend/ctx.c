@@ -3,6 +3,7 @@
  * printing.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "fe.h"
 
@@ -40,6 +41,15 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     ctx->mem.err = &ctx->err;
     ctx->serial = new_serial();
     ctx->seed = o.seed ? o.seed : 0x10011;
+    ctx->backend = o.backend == LOOM_BACKEND_REFERENCE ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT;
+    const char *env = getenv("LOOM_BACKEND");
+    if (env && !strcmp(env, "reference"))
+        ctx->backend = LOOM_BACKEND_REFERENCE;
+    else if (env && !strcmp(env, "jit"))
+        ctx->backend = LOOM_BACKEND_JIT;
+    ctx->threads = o.threads > 0 && o.threads <= 1024 ? o.threads : rt_default_threads();
+    env = getenv("LOOM_VERBOSE");
+    ctx->verbose = env && *env && strcmp(env, "0") != 0;
     lm_rng_seed(&ctx->host_rng, ctx->seed);
     if (!tape_new(ctx)) {
         lm_free(&mem, ctx, sizeof *ctx);
@@ -50,7 +60,7 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
 
 void fe_values_clear(loom_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->vals_n; i++)
+    for (size_t i = 0; ctx->vals_owned && i < ctx->vals_n; i++)
         lm_free_aligned(&ctx->mem, ctx->vals[i]);
     lm_free(&ctx->mem, ctx->vals, ctx->vals_n * sizeof *ctx->vals);
     ctx->vals = NULL;
@@ -91,6 +101,9 @@ void loom_ctx_free(loom_ctx *ctx)
         lm_free_aligned(&ctx->mem, p->data);
     }
     lm_free(&ctx->mem, ctx->params, ctx->params_cap * sizeof *ctx->params);
+    fe_plans_free(ctx);
+    jit_free(ctx->jit);
+    rt_pool_free(ctx->pool);
     lm_mem mem = ctx->mem;
     lm_free(&mem, ctx, sizeof *ctx);
 }

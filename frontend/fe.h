@@ -9,7 +9,9 @@
 #define LOOM_FE_H
 
 #include "autograd.h"
+#include "jit.h"
 #include "loom.h"
+#include "pool.h"
 
 typedef struct fe_param {
     char *name;
@@ -51,10 +53,34 @@ struct loom_ctx {
     size_t nassigns, assigns_cap;
     ad_grads grads;    /* of the last loom_backward */
 
-    /* values of the last run, by node id */
+    /* values of the last run, by node id (owned only by the reference
+     * backend; the JIT's live in its plan's arena) */
     void **vals;
     size_t vals_n;
+    bool vals_owned;
+
+    /* compiling and running */
+    loom_backend backend;
+    int threads;
+    bool verbose;
+    jit *jit;       /* made at the first JIT run */
+    rt_pool *pool;
+    struct fe_plan *plans; /* the plan cache, by structural key */
+    size_t nplans, plans_cap;
+    loom_stats stats;
 };
+
+typedef struct fe_plan {
+    uint64_t key[2];
+    uint32_t nout;  /* outputs; the rest of the roots were assignments */
+    plan *plan;
+    rt_exec *exec;
+} fe_plan;
+
+/* Runs the tape's roots with the JIT (outputs then assignments); fills
+ * values[] for the outputs with pointers into the plan's arena. */
+loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values);
+void fe_plans_free(loom_ctx *ctx);
 
 enum { FE_PARAM_TAG = 0x80000000u };
 

@@ -66,25 +66,33 @@ static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, c
             params[i] = ctx->params[i].data;
         op_env env = { .inputs = inputs, .input_names = names, .ninputs = (uint32_t)ctx->ninputs,
                        .params = params, .nparams = (uint32_t)ctx->nparams };
-        /* nothing after a successful op_ref_run can fail: it has
-         * committed the assignments */
-        c = op_ref_run(ctx->g, &env, roots, (uint32_t)nroots, vals);
+        /* nothing after a successful run can fail: it has committed
+         * the assignments */
+        fe_values_clear(ctx);
+        if (ctx->backend == LOOM_BACKEND_JIT)
+            c = fe_run_jit(ctx, roots, (uint32_t)n, (uint32_t)nroots, vals);
+        else
+            c = op_ref_run(ctx->g, &env, roots, (uint32_t)nroots, vals);
     }
     if (c == LOOM_OK) {
+        bool owned = ctx->backend != LOOM_BACKEND_JIT;
         ctx->runs++;
-        fe_values_clear(ctx);
+        ctx->stats.runs++;
         for (int i = 0; i < n; i++) {
-            if (table[roots[i]])
-                lm_free_aligned(&ctx->mem, vals[i]); /* the same output twice */
-            else
+            if (table[roots[i]]) {
+                if (owned)
+                    lm_free_aligned(&ctx->mem, vals[i]); /* the same output twice */
+            } else {
                 table[roots[i]] = vals[i];
+            }
             vals[i] = NULL;
         }
         ctx->vals = table;
         ctx->vals_n = table_n;
+        ctx->vals_owned = owned;
         table = NULL;
     }
-    for (size_t i = 0; vals && i < nroots; i++)
+    for (size_t i = 0; vals && i < nroots && ctx->backend != LOOM_BACKEND_JIT; i++)
         lm_free_aligned(&ctx->mem, vals[i]);
     lm_free(&ctx->mem, table, table_n * sizeof *table);
     lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);

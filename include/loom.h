@@ -127,10 +127,17 @@ typedef struct loom_ctx loom_ctx;
  * context goes through it. */
 typedef void *(*loom_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
+typedef enum loom_backend {
+    LOOM_BACKEND_JIT = 0,   /* compile plans to native kernels with LLVM (default) */
+    LOOM_BACKEND_REFERENCE, /* run op by op in plain C: the oracle, slow */
+} loom_backend;
+
 typedef struct loom_options {
-    loom_alloc_fn alloc; /* NULL: libc */
+    loom_alloc_fn alloc;  /* NULL: libc */
     void *alloc_ud;
-    uint64_t seed;       /* random ops and initialisers; 0 means 0x10011 */
+    uint64_t seed;        /* random ops and initialisers; 0 means 0x10011 */
+    loom_backend backend; /* the environment's LOOM_BACKEND=reference|jit overrides */
+    int threads;          /* 0: LOOM_THREADS, else the online cores */
 } loom_options;
 
 /* A new context with an empty tape. opts may be NULL (defaults). Returns
@@ -361,6 +368,27 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys,
 loom_code loom_run(loom_ctx *ctx, int n, const loom_t *outputs);
 /* The same without committing assignments: evaluation on a training tape. */
 loom_code loom_eval(loom_ctx *ctx, int n, const loom_t *outputs);
+
+/* Compilation and cache counters. With LOOM_VERBOSE=1 in the environment
+ * each plan built is also reported on stderr. */
+typedef struct loom_stats {
+    uint64_t runs;             /* runs of either backend */
+    uint64_t plans_built;      /* graphs compiled to plans */
+    uint64_t plan_hits;        /* runs that found their plan cached */
+    uint64_t kernels;          /* kernels in plans built (shared ones once per plan) */
+    uint64_t kernels_compiled; /* compiled by LLVM */
+    uint64_t kernel_hits;      /* found in the kernel cache */
+    double compile_ms;         /* LLVM: building, optimising, compiling */
+    double plan_ms;            /* passes, fusion and memory planning */
+    uint64_t plan_bytes;       /* arena and scratch of the last plan run */
+} loom_stats;
+
+loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out);
+loom_backend loom_get_backend(const loom_ctx *ctx);
+/* Threads kernels are split across (1 to 1024); takes effect at the next
+ * run. */
+loom_code loom_set_threads(loom_ctx *ctx, int threads);
+int loom_get_threads(const loom_ctx *ctx);
 
 /* The value of an output of the last run, or of a parameter. */
 const void *loom_data(loom_ctx *ctx, loom_t t);

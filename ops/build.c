@@ -62,7 +62,7 @@ ir_id op_const(ir_graph *g, loom_dtype dt, loom_shape s, double v)
     if (dt == LOOM_F32)
         v = (float)v;
     else if (dt == LOOM_I32)
-        v = (double)(int32_t)v;
+        v = (double)op_to_i32(v);
     if (v == 0)
         v = 0; /* -0.0 and 0.0 are one constant */
     int64_t a = ir_f2a(v);

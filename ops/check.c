@@ -34,18 +34,18 @@ static op_check_input *new_input(op_check *c, loom_shape s, loom_dtype dt)
     in->slot = (uint32_t)c->nin;
     in->node = op_input(c->g, dt, s, in->slot);
     in->diff = dt != LOOM_I32;
+    in->dtype = dt;
     c->nin++;
     return in->node ? in : NULL;
 }
 
 ir_id op_check_input_new(op_check *c, loom_shape s, double lo, double hi)
 {
-    op_check_input *in = new_input(c, s, LOOM_F64);
+    op_check_input *in = new_input(c, s, c->dtype);
     if (!in)
         return 0;
-    double *d = in->data;
     for (int64_t i = 0; i < in->numel; i++)
-        d[i] = lo + (hi - lo) * lm_rng_uniform(&c->rng);
+        op_store(in->data, in->dtype, i, lo + (hi - lo) * lm_rng_uniform(&c->rng));
     return in->node;
 }
 

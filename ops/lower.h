@@ -59,9 +59,17 @@ struct kx {
     kx_val (*random)(kx *k, kx_val key, int kind, uint32_t stream, double p);
 };
 
-/* An elementwise op's lowering: the value of node n given its operands'
+/* What a lowering may know of its node. */
+typedef struct kx_node {
+    int op;
+    loom_dtype dtype;
+    loom_dtype src_dtype[3];
+    const int64_t *attrs; /* the op's attribute words */
+} kx_node;
+
+/* An elementwise op's lowering: the node's value given its operands'
  * values (in[i] for operand i; sources have none). */
-typedef kx_val (*op_lower_fn)(kx *k, const ir_graph *g, ir_id n, const kx_val *in);
+typedef kx_val (*op_lower_fn)(kx *k, const kx_node *nd, const kx_val *in);
 
 static inline kx_val kx_un(kx *k, kx_prim p, kx_val a) { return k->op(k, p, a, NULL); }
 static inline kx_val kx_bin(kx *k, kx_prim p, kx_val a, kx_val b) { return k->op(k, p, a, b); }

@@ -251,6 +251,13 @@ static inline void op_store(void *p, loom_dtype dt, int64_t i, double v)
 /* Row-major strides (in elements) of s. */
 void op_strides(const loom_shape *s, int64_t *strides);
 
+/* For a reduction of shape `in` over the axes in mask: the stride of each
+ * input axis in the output (0 for reduced axes), and the output shape with
+ * and without the kept size-1 dims. */
+void op_reduce_layout(const loom_shape *in, uint32_t mask, int64_t *ost, loom_shape *keep,
+                      loom_shape *drop);
+
+
 /* ------------------------------------------------------------------ */
 /* Gradient-check cases                                               */
 /* ------------------------------------------------------------------ */
@@ -261,7 +268,8 @@ typedef struct op_check_input {
     ir_id node;
     uint32_t slot;
     bool diff;     /* differentiated (float inputs) */
-    void *data;    /* f64 (or i32 for index inputs) */
+    loom_dtype dtype;
+    void *data;    /* [numel] of dtype */
     int64_t numel;
 } op_check_input;
 
@@ -271,11 +279,12 @@ struct op_check {
     op_check_input *in;
     size_t nin, cap;
     int op;
-    double eps; /* finite-difference step; cases may raise it (default 1e-6) */
+    double eps;        /* finite-difference step; cases may raise it (default 1e-6) */
+    loom_dtype dtype;  /* of the inputs op_check_input_new makes (gradchecks: f64) */
 };
 
 ir_graph *op_check_graph(op_check *c);
-/* A differentiable f64 input with values uniform in [lo, hi]. */
+/* A differentiable input (of c->dtype) with values uniform in [lo, hi]. */
 ir_id op_check_input_new(op_check *c, loom_shape s, double lo, double hi);
 /* An i32 input with values in [0, bound). */
 ir_id op_check_index(op_check *c, loom_shape s, int64_t bound);

@@ -25,11 +25,6 @@ loom_code op_ref_binary(const op_exec *e);
 void op_copy_strided(void *out, const void *in, loom_dtype dt, const loom_shape *out_shape,
                      int64_t base, const int64_t *st);
 
-/* For a reduction of shape `in` over the axes in mask: the stride of each
- * input axis in the output (0 for reduced axes), and the output shape with
- * and without the kept size-1 dims. */
-void op_reduce_layout(const loom_shape *in, uint32_t mask, int64_t *ost, loom_shape *keep,
-                      loom_shape *drop);
 loom_code op_infer_reduce(op_infer *b);
 /* A reduction's reference: acc = combine(acc, x) from init, in f64. */
 loom_code op_ref_reduce(const op_exec *e, double init, double (*combine)(double acc, double x));

@@ -3,7 +3,9 @@
  * lists, shape interning, the verifier (accepting and rejecting), the text
  * and DOT printers, and growth to 10^6 nodes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* open_memstream */
+#endif
 #include "testutil.h"
 
 #include <stdlib.h>

@@ -45,15 +45,14 @@ static ir_id check(op_check *c)
     if (!x)
         return 0;
     op_check_input *in = &c->in[c->nin - 1];
-    double *v = in->data;
     for (int64_t i = 0; i < in->numel; i++)
-        v[i] = round(v[i] * 1024) / 1024;
+        op_store(in->data, in->dtype, i, round(op_load(in->data, in->dtype, i) * 1024) / 1024);
     return op_cast(g, op_cast(g, x, LOOM_F32), LOOM_F64);
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    return k->cast(k, in[0], ir_dtype(g, ir_src(g, n, 0)), ir_dtype(g, n));
+    return k->cast(k, in[0], nd->src_dtype[0], nd->dtype);
 }
 
 const op_def op_def_cast = {

@@ -18,10 +18,10 @@ static void format(const ir_graph *g, ir_id n, char *buf, size_t size)
     op_catf(buf, size, "%.9g", ir_a2f(ir_attrs(g, n)[0]));
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
     (void)in;
-    return kx_const(k, ir_a2f(ir_attrs(g, n)[0]));
+    return kx_const(k, ir_a2f(nd->attrs[0]));
 }
 
 const op_def op_def_const = {

@@ -5,10 +5,9 @@
 
 static double f(double a, double b) { return a >= b ? 1.0 : 0.0; }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     return kx_bin(k, KX_GE, in[0], in[1]);
 }
 

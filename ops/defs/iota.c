@@ -34,10 +34,10 @@ static void format(const ir_graph *g, ir_id n, char *buf, size_t size)
     op_catf(buf, size, "axis=%lld", (long long)ir_attrs(g, n)[0]);
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
     (void)in;
-    return k->coord(k, (int)ir_attrs(g, n)[0], ir_dtype(g, n));
+    return k->coord(k, (int)nd->attrs[0], nd->dtype);
 }
 
 const op_def op_def_iota = {

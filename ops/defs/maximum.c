@@ -11,10 +11,9 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
     op_vjp_extremum(g, n, dy, need, dx, OP_GT);
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     return k->select(k, kx_bin(k, KX_GE, in[0], in[1]), in[0], in[1]);
 }
 

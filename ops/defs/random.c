@@ -66,9 +66,9 @@ static void format(const ir_graph *g, ir_id n, char *buf, size_t size)
         op_catf(buf, size, " p=%g", ir_a2f(a[2]));
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    const int64_t *a = ir_attrs(g, n);
+    const int64_t *a = nd->attrs;
     return k->random(k, in[0], (int)a[0], (uint32_t)a[1], ir_a2f(a[2]));
 }
 

@@ -13,10 +13,9 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[0] = op_mul(g, dy, op_binary(g, OP_GT, x, op_const_like(g, x, 0.0)));
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     kx_val zero = kx_const(k, 0.0);
     return k->select(k, kx_bin(k, KX_GT, in[0], zero), in[0], zero); /* NaN -> 0, as the reference */
 }

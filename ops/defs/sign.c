@@ -5,10 +5,9 @@
 
 static double f(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     kx_val zero = kx_const(k, 0.0);
     return k->select(k, kx_bin(k, KX_GT, in[0], zero), kx_const(k, 1.0),
                      k->select(k, kx_bin(k, KX_LT, in[0], zero), kx_const(k, -1.0), zero));

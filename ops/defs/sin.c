@@ -11,10 +11,9 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[0] = op_mul(g, dy, op_unary(g, OP_COS, ir_src(g, n, 0)));
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     return kx_un(k, KX_SIN, in[0]);
 }
 

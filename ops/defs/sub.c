@@ -14,10 +14,9 @@ static void vjp(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx)
         dx[1] = op_neg(g, dy);
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     return kx_bin(k, KX_SUB, in[0], in[1]);
 }
 

@@ -56,10 +56,9 @@ static ir_id check(op_check *c)
     return op_where(g, cond, x[1], x[2]);
 }
 
-static kx_val lower(kx *k, const ir_graph *g, ir_id n, const kx_val *in)
+static kx_val lower(kx *k, const kx_node *nd, const kx_val *in)
 {
-    (void)g;
-    (void)n;
+    (void)nd;
     return k->select(k, kx_bin(k, KX_NE, in[0], kx_const(k, 0.0)), in[1], in[2]);
 }
 

@@ -1,0 +1,571 @@
+/*
+ * plan.c — the compiler driver (DCE, simplification, fusion, memory
+ * planning, with the IR verified between passes when asked), kernel
+ * canonical forms and hashes, the plan's memory layout, printing.
+ */
+#include "plan_impl.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+enum { DEFAULT_MAX_FUSE = 192 };
+
+/* ------------------------------------------------------------------ */
+/* Kernel canonical form                                              */
+/* ------------------------------------------------------------------ */
+
+static bool has_op(const kbuild *kb, int op)
+{
+    for (size_t i = 0; i < kb->ncode; i++)
+        if (kb->code[i].op == op)
+            return true;
+    return false;
+}
+
+/* Merges dims of the iteration space that every view walks as one
+ * (stride[i] == stride[i+1] * dim[i+1]) and drops size-1 dims, so loops
+ * are as few and long as the layout allows. Iota needs its coordinates,
+ * so a kernel with iota keeps its dims. */
+static void collapse(kbuild *kb)
+{
+    if (kb->kind != KN_MAP && kb->kind != KN_REDUCE)
+        return;
+    if (has_op(kb, OP_IOTA))
+        return;
+    loom_shape *s = &kb->space;
+    int r = s->rank, k = 0;
+    uint32_t mask = 0;
+    int64_t *st = kb->strides;
+    for (int i = 0; i < r; i++) {
+        if (s->d[i] == 1 && r > 1)
+            continue;
+        bool red = op_axis_in(kb->reduce_mask, i);
+        if (k > 0 && (op_axis_in(mask, k - 1) == red)) {
+            bool merge = true;
+            for (size_t v = 0; v < kb->nviews && merge; v++)
+                merge = st[v * LOOM_MAX_RANK + (size_t)(k - 1)] == st[v * LOOM_MAX_RANK + (size_t)i] * s->d[i];
+            if (merge) {
+                s->d[k - 1] *= s->d[i];
+                for (size_t v = 0; v < kb->nviews; v++)
+                    st[v * LOOM_MAX_RANK + (size_t)(k - 1)] = st[v * LOOM_MAX_RANK + (size_t)i];
+                continue;
+            }
+        }
+        s->d[k] = s->d[i];
+        for (size_t v = 0; v < kb->nviews; v++)
+            st[v * LOOM_MAX_RANK + (size_t)k] = st[v * LOOM_MAX_RANK + (size_t)i];
+        if (red)
+            mask |= 1u << k;
+        k++;
+    }
+    if (k == 0) { /* every dim was 1 */
+        k = 1;
+        s->d[0] = 1;
+        for (size_t v = 0; v < kb->nviews; v++)
+            st[v * LOOM_MAX_RANK] = 0;
+    }
+    for (size_t v = 0; v < kb->nviews; v++)
+        for (int i = k; i < LOOM_MAX_RANK; i++)
+            st[v * LOOM_MAX_RANK + (size_t)i] = 0;
+    s->rank = k;
+    kb->reduce_mask = mask;
+}
+
+static void hash_kernel(kernel *k)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+#define H(x) XXH3_128bits_update(&st, &(x), sizeof(x))
+    int32_t kind = k->kind, rank = k->space.rank;
+    H(kind);
+    H(k->nargs);
+    XXH3_128bits_update(&st, k->arg_dtype, k->nargs);
+    H(rank);
+    XXH3_128bits_update(&st, k->space.d, (size_t)rank * sizeof k->space.d[0]);
+    H(k->ncode);
+    for (uint32_t i = 0; i < k->ncode; i++) { /* field by field: no padding bytes */
+        const kn_instr *in = &k->code[i];
+        H(in->op);
+        H(in->dtype);
+        H(in->src);
+        H(in->arg);
+        H(in->view);
+        H(in->attr);
+    }
+    H(k->nviews);
+    for (uint32_t v = 0; v < k->nviews; v++)
+        XXH3_128bits_update(&st, k->strides + (size_t)v * LOOM_MAX_RANK, (size_t)rank * sizeof(int64_t));
+    int32_t rop = k->reduce_op;
+    H(rop);
+    H(k->reduce_mask);
+    const kn_gemm *g = &k->gemm;
+    int32_t gd = g->dtype, gact = g->act;
+    uint8_t flags[4] = { g->ta, g->tb, g->accumulate, g->bias };
+    H(gd);
+    H(g->batch);
+    H(g->m);
+    H(g->n);
+    H(g->k);
+    H(flags);
+    H(g->lda);
+    H(g->ldb);
+    H(g->ldc);
+    H(g->stride_a);
+    H(g->stride_b);
+    H(g->stride_c);
+    H(gact);
+    const kn_index *x = &k->index;
+    int32_t xd = x->dtype;
+    H(xd);
+    H(x->outer);
+    H(x->rows);
+    H(x->inner);
+    H(x->count);
+#undef H
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    k->hash[0] = h.low64;
+    k->hash[1] = h.high64;
+}
+
+static double kernel_cost(const kernel *k)
+{
+    switch (k->kind) {
+    case KN_GEMM:
+        return 2.0 * (double)k->gemm.batch * (double)k->gemm.m * (double)k->gemm.n * (double)k->gemm.k;
+    case KN_GATHER:
+    case KN_SCATTER:
+        return (double)k->index.outer * (double)k->index.count * (double)k->index.inner;
+    default:
+        return (double)loom_shape_numel(k->space) * (double)(k->ncode ? k->ncode : 1);
+    }
+}
+
+/* A kernel's arrays have at least one element, so none is empty. */
+static size_t one_plus(size_t n) { return n ? n : 1; }
+
+static void kernel_free_arrays(lm_mem *m, kernel *k)
+{
+    lm_free(m, k->arg_dtype, one_plus(k->nargs));
+    lm_free(m, k->code, one_plus(k->ncode) * sizeof *k->code);
+    lm_free(m, k->strides, one_plus(k->nviews) * LOOM_MAX_RANK * sizeof *k->strides);
+}
+
+/* The index of an equal kernel in the plan, or -1. */
+static long find_kernel(fz *f, const kernel *k, size_t *slot)
+{
+    plan *p = f->p;
+    size_t mask = f->ktab_cap - 1, h = (size_t)k->hash[0] & mask;
+    for (; f->ktab[h]; h = (h + 1) & mask) {
+        const kernel *o = &p->kernels[f->ktab[h] - 1];
+        if (o->hash[0] == k->hash[0] && o->hash[1] == k->hash[1])
+            return (long)f->ktab[h] - 1;
+    }
+    *slot = h;
+    return -1;
+}
+
+static bool ktab_grow(fz *f)
+{
+    size_t ncap = f->ktab_cap ? f->ktab_cap * 2 : 256;
+    uint32_t *t = lm_zalloc(&f->mem, ncap * sizeof *t);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < f->p->nkernels; i++) {
+        size_t h = (size_t)f->p->kernels[i].hash[0] & (ncap - 1);
+        while (t[h])
+            h = (h + 1) & (ncap - 1);
+        t[h] = (uint32_t)i + 1;
+    }
+    lm_free(&f->mem, f->ktab, f->ktab_cap * sizeof *f->ktab);
+    f->ktab = t;
+    f->ktab_cap = ncap;
+    return true;
+}
+
+void fz_finish_kernel(fz *f)
+{
+    if (ir_failed(f->g))
+        return;
+    kbuild *kb = &f->kb;
+    plan *p = f->p;
+    collapse(kb);
+    kernel k = {
+        .kind = kb->kind,
+        .nargs = (uint32_t)kb->nargs,
+        .space = kb->space,
+        .ncode = (uint32_t)kb->ncode,
+        .nviews = (uint32_t)kb->nviews,
+        .reduce_op = kb->kind == KN_REDUCE ? kb->reduce_op : 0,
+        .reduce_mask = kb->kind == KN_REDUCE ? kb->reduce_mask : 0,
+        .gemm = kb->gemm,
+        .index = kb->index,
+    };
+    if (kb->kind != KN_GEMM)
+        k.gemm = (kn_gemm){ 0 };
+    if (kb->kind != KN_GATHER && kb->kind != KN_SCATTER)
+        k.index = (kn_index){ 0 };
+    k.arg_dtype = lm_alloc(&f->mem, one_plus(kb->nargs));
+    k.code = lm_alloc(&f->mem, one_plus(kb->ncode) * sizeof *k.code);
+    k.strides = lm_alloc(&f->mem, one_plus(kb->nviews) * LOOM_MAX_RANK * sizeof *k.strides);
+    if (!k.arg_dtype || !k.code || !k.strides) {
+        kernel_free_arrays(&f->mem, &k);
+        return;
+    }
+    if (kb->nargs)
+        memcpy(k.arg_dtype, kb->arg_dtype, kb->nargs);
+    if (kb->ncode)
+        memcpy(k.code, kb->code, kb->ncode * sizeof *k.code);
+    if (kb->nviews)
+        memcpy(k.strides, kb->strides, kb->nviews * LOOM_MAX_RANK * sizeof *k.strides);
+    hash_kernel(&k);
+    k.cost = kernel_cost(&k);
+
+    if ((p->nkernels + 1) * 2 > f->ktab_cap && !ktab_grow(f)) {
+        kernel_free_arrays(&f->mem, &k);
+        return;
+    }
+    size_t slot = 0;
+    long ki = find_kernel(f, &k, &slot);
+    if (ki >= 0) {
+        kernel_free_arrays(&f->mem, &k);
+    } else {
+        if (!LM_GROW(&f->mem, p->kernels, p->kernels_cap, p->nkernels + 1)) {
+            kernel_free_arrays(&f->mem, &k);
+            return;
+        }
+        ki = (long)p->nkernels;
+        p->kernels[p->nkernels++] = k;
+        f->ktab[slot] = (uint32_t)ki + 1;
+    }
+    if (!LM_GROW(&f->mem, p->calls, p->calls_cap, p->ncalls + 1) ||
+        !LM_GROW(&f->mem, p->args, p->args_cap, p->nargs + kb->nargs))
+        return;
+    p->calls[p->ncalls++] = (plan_call){ .kernel = (uint32_t)ki, .arg = (uint32_t)p->nargs };
+    memcpy(p->args + p->nargs, kb->args, kb->nargs * sizeof *p->args);
+    p->nargs += kb->nargs;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory planning                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct block {
+    uint64_t off, size;
+} block;
+
+enum { ALIGN = 64 };
+
+static uint64_t round_up(uint64_t x) { return (x + ALIGN - 1) & ~(uint64_t)(ALIGN - 1); }
+
+/* Best-fit over a free list kept in offset order, coalescing on free. */
+typedef struct arena_alloc {
+    lm_mem *mem;
+    block *free;
+    size_t nfree, cap;
+    uint64_t top;
+} arena_alloc;
+
+static uint64_t arena_take(arena_alloc *a, uint64_t size)
+{
+    size = round_up(size ? size : 1);
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < a->nfree; i++)
+        if (a->free[i].size >= size && (best == SIZE_MAX || a->free[i].size < a->free[best].size))
+            best = i;
+    if (best == SIZE_MAX) {
+        /* grow the top, using a free block that ends there */
+        if (a->nfree && a->free[a->nfree - 1].off + a->free[a->nfree - 1].size == a->top) {
+            uint64_t off = a->free[--a->nfree].off;
+            a->top = off + size;
+            return off;
+        }
+        uint64_t off = a->top;
+        a->top += size;
+        return off;
+    }
+    uint64_t off = a->free[best].off;
+    a->free[best].off += size;
+    a->free[best].size -= size;
+    if (a->free[best].size == 0) {
+        memmove(a->free + best, a->free + best + 1, (a->nfree - best - 1) * sizeof *a->free);
+        a->nfree--;
+    }
+    return off;
+}
+
+static bool arena_give(arena_alloc *a, uint64_t off, uint64_t size)
+{
+    size = round_up(size ? size : 1);
+    size_t i = 0;
+    while (i < a->nfree && a->free[i].off < off)
+        i++;
+    bool left = i > 0 && a->free[i - 1].off + a->free[i - 1].size == off;
+    bool right = i < a->nfree && off + size == a->free[i].off;
+    if (left && right) {
+        a->free[i - 1].size += size + a->free[i].size;
+        memmove(a->free + i, a->free + i + 1, (a->nfree - i - 1) * sizeof *a->free);
+        a->nfree--;
+    } else if (left) {
+        a->free[i - 1].size += size;
+    } else if (right) {
+        a->free[i].off = off;
+        a->free[i].size += size;
+    } else {
+        if (!LM_GROW(a->mem, a->free, a->cap, a->nfree + 1))
+            return false;
+        memmove(a->free + i + 1, a->free + i, (a->nfree - i) * sizeof *a->free);
+        a->free[i] = (block){ off, size };
+        a->nfree++;
+    }
+    return true;
+}
+
+/* Liveness over the schedule (a buffer lives from the first call that
+ * touches it to the last), then offsets in one arena: a buffer takes the
+ * best-fitting hole left by buffers dead before its first call. */
+static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
+{
+    size_t nb = p->nbuffers, nc = p->ncalls;
+    uint32_t *first = lm_alloc(mem, (nb + 1) * sizeof *first);
+    uint32_t *last = lm_alloc(mem, (nb + 1) * sizeof *last);
+    uint32_t *order = lm_alloc(mem, (nb + 1) * sizeof *order);
+    uint32_t *bucket = lm_zalloc(mem, (nc + 2) * sizeof *bucket);
+    arena_alloc a = { .mem = mem };
+    loom_code c = LOOM_OK;
+    if (!first || !last || !order || !bucket) {
+        c = err->code;
+        goto done;
+    }
+    uint32_t end = (uint32_t)nc; /* "after the last call" */
+    for (size_t b = 0; b < nb; b++) {
+        first[b] = UINT32_MAX;
+        last[b] = 0;
+    }
+    for (size_t ci = 0; ci < nc; ci++) {
+        const plan_call *call = &p->calls[ci];
+        for (uint32_t i = 0; i < p->kernels[call->kernel].nargs; i++) {
+            uint32_t b = p->args[call->arg + i].buffer;
+            if (first[b] == UINT32_MAX)
+                first[b] = (uint32_t)ci;
+            last[b] = (uint32_t)ci;
+        }
+    }
+    for (size_t i = 0; i < p->noutputs; i++)
+        last[p->outputs[i].buffer] = end;
+    for (size_t i = 0; i < p->ncommits; i++)
+        last[p->commits[i].buffer] = end;
+    if (status != UINT32_MAX) {
+        first[status] = 0;
+        last[status] = end;
+    }
+    /* buffers in order of their first call (counting sort) */
+    for (size_t b = 0; b < nb; b++)
+        if (p->buffers[b].kind == PB_ARENA && first[b] != UINT32_MAX)
+            bucket[first[b] + 1]++;
+    for (size_t i = 1; i < nc + 2; i++)
+        bucket[i] += bucket[i - 1];
+    size_t norder = bucket[nc + 1];
+    for (size_t b = 0; b < nb; b++)
+        if (p->buffers[b].kind == PB_ARENA && first[b] != UINT32_MAX)
+            order[bucket[first[b]]++] = (uint32_t)b;
+    /* walk the calls: free what died before, place what starts */
+    uint32_t *dying = lm_zalloc(mem, (nc + 2) * sizeof *dying);
+    uint32_t *dlist = lm_alloc(mem, (nb + 1) * sizeof *dlist);
+    if (!dying || !dlist) {
+        lm_free(mem, dying, (nc + 2) * sizeof *dying);
+        lm_free(mem, dlist, (nb + 1) * sizeof *dlist);
+        c = err->code;
+        goto done;
+    }
+    for (size_t i = 0; i < norder; i++)
+        if (last[order[i]] < end)
+            dying[last[order[i]] + 1]++;
+    for (size_t i = 1; i < nc + 2; i++)
+        dying[i] += dying[i - 1];
+    size_t ndying = dying[nc + 1];
+    for (size_t i = 0; i < norder; i++) {
+        uint32_t b = order[i];
+        if (last[b] < end)
+            dlist[dying[last[b]]++] = b;
+    }
+    /* dying[i] is now the end of the bucket of buffers dead after call i */
+    size_t oi = 0, di = 0;
+    for (uint32_t ci = 0; ci <= end && c == LOOM_OK; ci++) {
+        while (oi < norder && first[order[oi]] == ci) {
+            plan_buffer *pb = &p->buffers[order[oi++]];
+            pb->offset = arena_take(&a, pb->bytes);
+        }
+        while (di < ndying && last[dlist[di]] == ci) {
+            plan_buffer *pb = &p->buffers[dlist[di++]];
+            if (!arena_give(&a, pb->offset, pb->bytes))
+                c = err->code;
+        }
+    }
+    p->arena_bytes = a.top;
+    if (status != UINT32_MAX)
+        p->status_offset = p->buffers[status].offset;
+    lm_free(mem, dying, (nc + 2) * sizeof *dying);
+    lm_free(mem, dlist, (nb + 1) * sizeof *dlist);
+done:
+    lm_free(mem, a.free, a.cap * sizeof *a.free);
+    lm_free(mem, bucket, (nc + 2) * sizeof *bucket);
+    lm_free(mem, order, (nb + 1) * sizeof *order);
+    lm_free(mem, last, (nb + 1) * sizeof *last);
+    lm_free(mem, first, (nb + 1) * sizeof *first);
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Driver                                                             */
+/* ------------------------------------------------------------------ */
+
+void plan_key(const ir_graph *g, const ir_id *roots, uint32_t nroots, uint64_t key[2])
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    for (uint32_t i = 0; i < nroots; i++)
+        XXH3_128bits_update(&st, &g->nodes[roots[i]].hash, 8);
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    key[0] = h.low64;
+    key[1] = h.high64;
+}
+
+static void fz_free(fz *f)
+{
+    lm_mem *m = &f->mem;
+    lm_free(m, f->state, f->n);
+    lm_free(m, f->root, f->n);
+    lm_free(m, f->grp, f->n * sizeof *f->grp);
+    lm_free(m, f->vid, f->n * sizeof *f->vid);
+    lm_free(m, f->next, f->n * sizeof *f->next);
+    lm_free(m, f->instr_of, f->n * sizeof *f->instr_of);
+    lm_free(m, f->mark, f->n * sizeof *f->mark);
+    lm_free(m, f->views, f->views_cap * sizeof *f->views);
+    lm_free(m, f->groups, f->groups_cap * sizeof *f->groups);
+    lm_free(m, f->ktab, f->ktab_cap * sizeof *f->ktab);
+    kbuild *kb = &f->kb;
+    lm_free(m, kb->code, kb->code_cap * sizeof *kb->code);
+    lm_free(m, kb->strides, kb->strides_cap * sizeof *kb->strides);
+    lm_free(m, kb->args, kb->args_cap * sizeof *kb->args);
+    lm_free(m, kb->arg_dtype, kb->arg_dtype_cap);
+}
+
+void plan_free(plan *p)
+{
+    if (!p)
+        return;
+    lm_mem m = p->mem;
+    for (size_t i = 0; i < p->nkernels; i++)
+        kernel_free_arrays(&m, &p->kernels[i]);
+    lm_free(&m, p->kernels, p->kernels_cap * sizeof *p->kernels);
+    lm_free(&m, p->buffers, p->buffers_cap * sizeof *p->buffers);
+    lm_free(&m, p->calls, p->calls_cap * sizeof *p->calls);
+    lm_free(&m, p->args, p->args_cap * sizeof *p->args);
+    lm_free(&m, p->outputs, p->roots_cap * sizeof *p->outputs);
+    lm_free(&m, p->commits, p->roots_cap * sizeof *p->commits);
+    lm_free(&m, p, sizeof *p);
+}
+
+plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const compile_opts *o)
+{
+    lm_mem mem = src->mem;
+    lm_err *err = src->err;
+    ir_id *roots = lm_alloc(&mem, (nroots + 1) * sizeof *roots);
+    ir_graph *g1 = roots ? ir_graph_new(mem, err, src->ops) : NULL;
+    ir_graph *g2 = g1 ? ir_graph_new(mem, err, src->ops) : NULL;
+    plan *p = g2 ? lm_zalloc(&mem, sizeof *p) : NULL;
+    fz f = { .mem = mem, .status = UINT32_MAX };
+    if (!p)
+        goto fail;
+    p->mem = mem;
+    memcpy(roots, roots_in, nroots * sizeof *roots);
+    plan_key(src, roots, nroots, p->key);
+    bool verify = o && o->verify;
+    if (pass_dce(src, g1, roots, nroots) != LOOM_OK || (verify && ir_verify(g1) != LOOM_OK))
+        goto fail;
+    if (pass_simplify(g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
+        goto fail;
+    ir_graph_free(g1);
+    g1 = NULL;
+
+    f.g = g2;
+    f.p = p;
+    f.o = o ? *o : (compile_opts){ 0 };
+    if (f.o.max_fuse <= 0)
+        f.o.max_fuse = DEFAULT_MAX_FUSE;
+    f.n = ir_count(g2) + 1;
+    f.state = lm_zalloc(&mem, f.n);
+    f.root = lm_zalloc(&mem, f.n);
+    f.grp = lm_zalloc(&mem, f.n * sizeof *f.grp);
+    f.vid = lm_zalloc(&mem, f.n * sizeof *f.vid);
+    f.next = lm_zalloc(&mem, f.n * sizeof *f.next);
+    f.instr_of = lm_zalloc(&mem, f.n * sizeof *f.instr_of);
+    f.mark = lm_zalloc(&mem, f.n * sizeof *f.mark);
+    if (!f.state || !f.root || !f.grp || !f.vid || !f.next || !f.instr_of || !f.mark ||
+        !LM_GROW(&mem, f.groups, f.groups_cap, 1))
+        goto fail;
+    f.ngroups = 1; /* group 0 means none */
+    f.groups[0] = (group){ 0 };
+    if (fz_run(&f, roots, nroots) != LOOM_OK)
+        goto fail;
+    if (plan_memory(p, &mem, err, f.status) != LOOM_OK)
+        goto fail;
+    fz_free(&f);
+    ir_graph_free(g2);
+    lm_free(&mem, roots, (nroots + 1) * sizeof *roots);
+    return p;
+fail:
+    if (f.g)
+        fz_free(&f);
+    plan_free(p);
+    ir_graph_free(g2);
+    ir_graph_free(g1);
+    lm_free(&mem, roots, (nroots + 1) * sizeof *roots);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Printing                                                           */
+/* ------------------------------------------------------------------ */
+
+static const char *kind_name(kn_kind k)
+{
+    static const char *const names[] = { "map", "reduce", "gemm", "gather", "scatter" };
+    return (unsigned)k < KN_KIND_COUNT ? names[k] : "?";
+}
+
+void plan_print(const plan *p, FILE *out)
+{
+    char sh[160];
+    fprintf(out, "plan: %zu kernels, %zu calls, %zu buffers, arena %llu bytes\n", p->nkernels, p->ncalls,
+            p->nbuffers, (unsigned long long)p->arena_bytes);
+    for (size_t i = 0; i < p->nkernels; i++) {
+        const kernel *k = &p->kernels[i];
+        fprintf(out, "  k%zu %s %016llx%016llx args=%u", i, kind_name(k->kind), (unsigned long long)k->hash[1],
+                (unsigned long long)k->hash[0], k->nargs);
+        if (k->kind == KN_MAP || k->kind == KN_REDUCE) {
+            fprintf(out, " space=%s ops=", loom_shape_str(k->space, -1, sh, sizeof sh));
+            for (uint32_t j = 0; j < k->ncode; j++) {
+                int op = k->code[j].op;
+                fprintf(out, "%s%s", j ? "," : "", op == KI_LOAD ? "load" : op == KI_STORE ? "store" : op_get(op)->name);
+            }
+        } else if (k->kind == KN_GEMM) {
+            const kn_gemm *g = &k->gemm;
+            fprintf(out, " %lldx[%lld,%lld,%lld]%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
+                    (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "");
+        }
+        fprintf(out, "\n");
+    }
+    for (size_t i = 0; i < p->ncalls; i++) {
+        const plan_call *c = &p->calls[i];
+        fprintf(out, "  call k%u(", c->kernel);
+        for (uint32_t j = 0; j < p->kernels[c->kernel].nargs; j++) {
+            const plan_arg *a = &p->args[c->arg + j];
+            const plan_buffer *b = &p->buffers[a->buffer];
+            fprintf(out, "%sb%u%s+%llu", j ? ", " : "", a->buffer,
+                    b->kind == PB_INPUT ? "(in)" : b->kind == PB_PARAM ? "(param)" : "",
+                    (unsigned long long)a->offset);
+        }
+        fprintf(out, ")\n");
+    }
+}

@@ -1,0 +1,176 @@
+/*
+ * plan.h — what the compiler makes of a graph: kernels (LLVM-free
+ * descriptions, canonical so that equal kernels hash equal whichever
+ * buffers they touch), the buffers of one arena, and the list of kernel
+ * calls that is a run. A plan holds no pointers to memory it does not own
+ * and no code: the JIT turns kernels into functions, the runtime binds
+ * buffers to memory, and an ahead-of-time bundle can emit the same plan.
+ *
+ * This layer (compile/) holds the passes: dead-code elimination and
+ * simplification (graph to graph), fusion into kernels, memory planning.
+ * It depends on ops/ and ir/; nothing here knows LLVM.
+ */
+#ifndef LOOM_COMPILE_PLAN_H
+#define LOOM_COMPILE_PLAN_H
+
+#include "ops.h"
+
+/* ------------------------------------------------------------------ */
+/* Kernels                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef enum kn_kind {
+    KN_MAP,     /* elementwise program over an iteration space, any outputs */
+    KN_REDUCE,  /* elementwise program whose value is summed or maxed over axes */
+    KN_GEMM,    /* batched matrix product */
+    KN_GATHER,
+    KN_SCATTER,
+    KN_KIND_COUNT
+} kn_kind;
+
+/* An instruction of a map or reduce program. Loads and stores address an
+ * argument through a view: element offset sum_k coord_k * stride[k] over
+ * the iteration space (the argument's base already points at the view's
+ * first element). */
+enum {
+    KI_LOAD = -1,  /* a = argument, view */
+    KI_STORE = -2, /* a = argument, b = value, view */
+};
+
+typedef struct kn_instr {
+    int32_t op;      /* an elementwise op id, or KI_LOAD / KI_STORE */
+    uint8_t dtype;
+    uint32_t src[3]; /* operand instructions (op); b = value (store) */
+    uint32_t arg;    /* load/store: argument index */
+    uint32_t view;   /* load/store: index into the kernel's strides */
+    int64_t attr[3]; /* the op's attribute words (const value, iota axis, random attrs) */
+} kn_instr;
+
+typedef struct kn_gemm {
+    loom_dtype dtype;
+    int64_t batch, m, n, k;
+    bool ta, tb;
+    int64_t lda, ldb, ldc;
+    int64_t stride_a, stride_b, stride_c;
+    bool accumulate, bias;
+    int act; /* jit_act */
+} kn_gemm;
+
+typedef struct kn_index {
+    loom_dtype dtype;
+    int64_t outer, rows, inner; /* gather: x [outer, rows, inner]; scatter: out likewise */
+    int64_t count;              /* indices */
+} kn_index;
+
+/* A kernel. Map and reduce kernels run a program over an iteration space:
+ * a reduce kernel's store (the program's last instruction) goes through a
+ * view with zero strides on the reduced axes, and combines (sum or max)
+ * instead of overwriting. Gemm, gather and scatter kernels are described
+ * by their spec. Arguments are numbered in order of first use. */
+typedef struct kernel {
+    kn_kind kind;
+    uint32_t nargs;
+    uint8_t *arg_dtype; /* [nargs] */
+    /* map / reduce */
+    loom_shape space;   /* iteration space (dims collapsed where the views allow) */
+    kn_instr *code;
+    uint32_t ncode;
+    int64_t *strides;   /* space.rank words per view */
+    uint32_t nviews;
+    int reduce_op;      /* OP_SUM or OP_MAX */
+    uint32_t reduce_mask;
+    /* gemm, gather, scatter */
+    kn_gemm gemm;
+    kn_index index;
+    /* derived */
+    uint64_t hash[2];   /* XXH3-128 of the canonical form above */
+    double cost;        /* rough work (element operations or flops) */
+} kernel;
+
+/* ------------------------------------------------------------------ */
+/* Buffers and calls                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef enum pb_kind {
+    PB_ARENA,  /* in the plan's arena at offset */
+    PB_INPUT,  /* the input in slot ext */
+    PB_PARAM,  /* the parameter ext */
+} pb_kind;
+
+typedef struct plan_buffer {
+    pb_kind kind;
+    uint32_t ext;     /* input slot or parameter id */
+    uint64_t offset;  /* arena */
+    uint64_t bytes;
+    ir_id node;       /* the node whose value it holds (in the compiled graph) */
+} plan_buffer;
+
+typedef struct plan_arg {
+    uint32_t buffer;
+    uint64_t offset; /* bytes into the buffer (views) */
+} plan_arg;
+
+typedef struct plan_call {
+    uint32_t kernel;
+    uint32_t arg; /* first argument in plan.args */
+} plan_call;
+
+typedef struct plan_output {
+    uint32_t buffer;
+    uint64_t offset;
+} plan_output;
+
+typedef struct plan_commit { /* after the run: param <- buffer */
+    uint32_t buffer;
+    uint64_t offset;
+    uint32_t param;
+    uint64_t bytes;
+} plan_commit;
+
+typedef struct plan {
+    lm_mem mem;
+    kernel *kernels;
+    size_t nkernels, kernels_cap;
+    plan_buffer *buffers;
+    size_t nbuffers, buffers_cap;
+    plan_call *calls;
+    size_t ncalls, calls_cap;
+    plan_arg *args;
+    size_t nargs, args_cap;
+    plan_output *outputs; /* one per root that is not an assignment */
+    size_t noutputs;
+    plan_commit *commits;
+    size_t ncommits;
+    size_t roots_cap;     /* outputs and commits were allocated for this many */
+    uint64_t arena_bytes;
+    uint64_t status_offset; /* an int64 in the arena: index errors */
+    size_t scratch_bytes;   /* per thread, the largest any kernel needs */
+    uint64_t key[2];        /* the graph's structural key */
+} plan;
+
+/* Compiles the graph computing roots (assignments among them commit to
+ * their parameters). The plan owns its arrays; free with plan_free. */
+typedef struct compile_opts {
+    bool verify;      /* run the IR verifier between passes */
+    int max_fuse;     /* instructions per map kernel at most (0: default) */
+} compile_opts;
+
+plan *plan_compile(ir_graph *g, const ir_id *roots, uint32_t nroots, const compile_opts *o);
+void plan_free(plan *p);
+
+/* The structural key of (g, roots): equal keys, equal computations. */
+void plan_key(const ir_graph *g, const ir_id *roots, uint32_t nroots, uint64_t key[2]);
+
+/* Prints kernels and calls (LOOM_VERBOSE, tests). */
+void plan_print(const plan *p, FILE *out);
+
+/* ------------------------------------------------------------------ */
+/* Passes (graph to graph)                                            */
+/* ------------------------------------------------------------------ */
+
+/* Each builds a new graph in `to` from the nodes of `from` the roots
+ * reach, rewriting roots[] to the new ids. Linear in nodes. */
+loom_code pass_dce(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+
+#endif /* LOOM_COMPILE_PLAN_H */

@@ -1,0 +1,80 @@
+/*
+ * plan_impl.h — the compiler's internals shared by its files: the state of
+ * the fusion walk and the kernel under construction. Internal to compile/.
+ */
+#ifndef LOOM_COMPILE_PLAN_IMPL_H
+#define LOOM_COMPILE_PLAN_IMPL_H
+
+#include "plan.h"
+
+/* A node's memory: buffer, element offset and strides over its shape. */
+typedef struct view {
+    uint32_t buf;
+    int64_t off;
+    int64_t st[LOOM_MAX_RANK];
+} view;
+
+enum { S_NONE = 0, S_CONST, S_GROUP, S_VIEW };
+
+typedef struct group {
+    loom_shape shape;
+    uint32_t parent; /* union-find: groups merge where they meet */
+    bool open;
+    ir_id first, last; /* members, chained through fz.next */
+    uint32_t nmembers;
+    int64_t ext;       /* uses of members by non-members (+ outputs) */
+} group;
+
+/* The kernel being built. */
+typedef struct kbuild {
+    kn_kind kind;
+    loom_shape space;
+    kn_instr *code;
+    size_t ncode, code_cap;
+    int64_t *strides; /* LOOM_MAX_RANK per view */
+    size_t nviews, strides_cap;
+    plan_arg *args;
+    size_t nargs, args_cap;
+    uint8_t *arg_dtype;
+    size_t arg_dtype_cap;
+    int reduce_op;
+    uint32_t reduce_mask, reduce_value;
+    kn_gemm gemm;
+    kn_index index;
+} kbuild;
+
+typedef struct fz {
+    ir_graph *g;
+    plan *p;
+    lm_mem mem;
+    compile_opts o;
+    size_t n;          /* nodes + 1 */
+    uint8_t *state;    /* [n] S_* */
+    uint8_t *root;     /* [n] an output of the plan */
+    uint32_t *grp;     /* [n] group of a member (0: none) */
+    uint32_t *vid;     /* [n] view of a node with memory */
+    ir_id *next;       /* [n] member chain */
+    uint32_t *instr_of; /* [n] the node's instruction in the kernel being built */
+    uint32_t *mark;    /* [n] instr_of is valid when mark == stamp */
+    uint32_t stamp;
+    view *views;
+    size_t nviews, views_cap;
+    group *groups;     /* [0] unused */
+    size_t ngroups, groups_cap;
+    uint32_t status;   /* the index-error word's buffer, UINT32_MAX until needed */
+    kbuild kb;
+    /* kernels of the plan by hash, for sharing */
+    uint32_t *ktab;
+    size_t ktab_cap;
+} fz;
+
+/* n's memory, making it (closing its group, filling a constant) if need
+ * be; NULL on error. */
+const view *view_of(fz *f, ir_id n);
+/* Turns the kernel under construction into a plan kernel (shared with an
+ * equal one) and a call. */
+void fz_finish_kernel(fz *f);
+/* The walk over the graph. */
+loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots);
+
+#endif /* LOOM_COMPILE_PLAN_IMPL_H */

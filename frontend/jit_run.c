@@ -1,0 +1,165 @@
+/*
+ * jit_run.c — the compiled path of loom_run: look the tape's roots up in
+ * the plan cache by structural key (recording the same model again finds
+ * its plan, and compiles nothing), else compile a plan, get its kernels
+ * from the JIT (which compiles only the ones it has never seen), and run
+ * it on the thread pool.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "fe.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+void fe_plans_free(loom_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->nplans; i++) {
+        rt_exec_free(ctx->plans[i].exec);
+        plan_free(ctx->plans[i].plan);
+    }
+    lm_free(&ctx->mem, ctx->plans, ctx->plans_cap * sizeof *ctx->plans);
+    ctx->plans = NULL;
+    ctx->nplans = ctx->plans_cap = 0;
+}
+
+static loom_code ensure_runtime(loom_ctx *ctx)
+{
+    if (!ctx->pool && !(ctx->pool = rt_pool_new(ctx->mem, &ctx->err, ctx->threads)))
+        return ctx->err.code;
+    if (!ctx->jit && !(ctx->jit = jit_new(ctx->mem, &ctx->err, NULL, 3)))
+        return ctx->err.code;
+    return LOOM_OK;
+}
+
+static fe_plan *plan_lookup(loom_ctx *ctx, const uint64_t key[2], uint32_t nout)
+{
+    /* few plans per context (training, evaluation, sampling): a scan */
+    for (size_t i = 0; i < ctx->nplans; i++)
+        if (ctx->plans[i].key[0] == key[0] && ctx->plans[i].key[1] == key[1] && ctx->plans[i].nout == nout)
+            return &ctx->plans[i];
+    return NULL;
+}
+
+static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots,
+                           const uint64_t key[2])
+{
+    double t0 = now_ms();
+    compile_opts opts = { .verify =
+#ifdef NDEBUG
+                              false
+#else
+                              true
+#endif
+    };
+    plan *p = plan_compile(ctx->g, roots, nroots, &opts);
+    if (!p)
+        return NULL;
+    double t1 = now_ms();
+    const jit_stats *js = jit_get_stats(ctx->jit);
+    uint64_t compiled0 = js->compiled, hits0 = js->hits;
+    double ms0 = js->compile_ms;
+    jit_kinfo *ks = lm_alloc(&ctx->mem, (p->nkernels + 1) * sizeof *ks);
+    rt_exec *x = NULL;
+    if (ks && jit_plan(ctx->jit, p, ks) == LOOM_OK)
+        x = rt_exec_new(ctx->mem, &ctx->err, p, ks, rt_pool_size(ctx->pool));
+    lm_free(&ctx->mem, ks, (p->nkernels + 1) * sizeof *ks);
+    if (!x || !LM_GROW(&ctx->mem, ctx->plans, ctx->plans_cap, ctx->nplans + 1)) {
+        rt_exec_free(x);
+        plan_free(p);
+        return NULL;
+    }
+    fe_plan *fp = &ctx->plans[ctx->nplans++];
+    *fp = (fe_plan){ .key = { key[0], key[1] }, .nout = nout, .plan = p, .exec = x };
+    ctx->stats.plans_built++;
+    ctx->stats.kernels += p->nkernels;
+    ctx->stats.kernels_compiled += js->compiled - compiled0;
+    ctx->stats.kernel_hits += js->hits - hits0;
+    ctx->stats.compile_ms += js->compile_ms - ms0;
+    ctx->stats.plan_ms += t1 - t0;
+    if (ctx->verbose)
+        fprintf(stderr,
+                "loom: plan of %zu nodes: %zu kernels (%llu compiled, %llu cached), %zu calls, "
+                "arena %.1f KiB; passes %.1f ms, LLVM %.1f ms\n",
+                ir_count(ctx->g), p->nkernels, (unsigned long long)(js->compiled - compiled0),
+                (unsigned long long)(js->hits - hits0), p->ncalls, (double)p->arena_bytes / 1024.0, t1 - t0,
+                js->compile_ms - ms0);
+    return fp;
+}
+
+loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values)
+{
+    if (ensure_runtime(ctx) != LOOM_OK)
+        return ctx->err.code;
+    uint64_t key[2];
+    plan_key(ctx->g, roots, nroots, key);
+    fe_plan *fp = plan_lookup(ctx, key, nout);
+    if (fp)
+        ctx->stats.plan_hits++;
+    else if (!(fp = plan_build(ctx, roots, nout, nroots, key)))
+        return ctx->err.code;
+    /* every input the plan reads must have been fed: name the one missing */
+    const plan *p = fp->plan;
+    for (size_t i = 0; i < p->nbuffers; i++) {
+        const plan_buffer *pb = &p->buffers[i];
+        if (pb->kind == PB_INPUT && (pb->ext >= ctx->ninputs || !ctx->inputs[pb->ext].data)) {
+            const char *name = pb->ext < ctx->ninputs ? ctx->inputs[pb->ext].name : NULL;
+            return lm_fail(&ctx->err, LOOM_ERR_STATE, "loom_run: input %s%s%s#%u was not fed", name ? "\"" : "",
+                           name ? name : "", name ? "\" " : "", pb->ext);
+        }
+    }
+    void **inputs = lm_alloc(&ctx->mem, (ctx->ninputs + 1) * sizeof *inputs);
+    void **params = inputs ? lm_alloc(&ctx->mem, (ctx->nparams + 1) * sizeof *params) : NULL;
+    loom_code c = params ? LOOM_OK : ctx->err.code;
+    if (c == LOOM_OK) {
+        for (size_t i = 0; i < ctx->ninputs; i++)
+            inputs[i] = ctx->inputs[i].data;
+        for (size_t i = 0; i < ctx->nparams; i++)
+            params[i] = ctx->params[i].data;
+        rt_bind b = { .inputs = inputs, .ninputs = (uint32_t)ctx->ninputs, .params = params,
+                      .nparams = (uint32_t)ctx->nparams };
+        c = rt_exec_run(fp->exec, ctx->pool, &b);
+    }
+    if (c == LOOM_OK) {
+        for (uint32_t i = 0; i < nout; i++)
+            values[i] = rt_exec_output(fp->exec, i);
+        ctx->stats.plan_bytes = rt_exec_memory(fp->exec);
+    }
+    lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);
+    lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
+    return c;
+}
+
+loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out)
+{
+    if (!ctx || !out)
+        return LOOM_ERR_ARG;
+    *out = ctx->stats;
+    return LOOM_OK;
+}
+
+loom_backend loom_get_backend(const loom_ctx *ctx) { return ctx ? ctx->backend : LOOM_BACKEND_JIT; }
+
+loom_code loom_set_threads(loom_ctx *ctx, int threads)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (threads < 1 || threads > 1024)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%d threads is not in [1, 1024]", threads);
+    if (threads == ctx->threads)
+        return LOOM_OK;
+    /* plans are prepared for a pool size: drop them with the pool */
+    fe_values_clear(ctx);
+    fe_plans_free(ctx);
+    rt_pool_free(ctx->pool);
+    ctx->pool = NULL;
+    ctx->threads = threads;
+    return LOOM_OK;
+}
+
+int loom_get_threads(const loom_ctx *ctx) { return ctx ? ctx->threads : 0; }

@@ -1,0 +1,139 @@
+/*
+ * exec.c — the plan executor.
+ */
+#include "exec.h"
+
+#include <stdio.h>
+
+/* Below this much work (elements times instructions, or flops) a call
+ * is not worth waking other threads for. */
+static const double PARALLEL_COST = 1.5e5;
+
+struct rt_exec {
+    lm_mem mem;
+    lm_err *err;
+    const plan *p;
+    rt_kernel *kernels; /* [p->nkernels] */
+    char *arena;
+    char *scratch;      /* threads * scratch_each */
+    size_t scratch_each;
+    int threads;
+    char **bufptr;      /* [p->nbuffers] this run's base pointers */
+    char **argptr;      /* [p->nargs] */
+};
+
+rt_exec *rt_exec_new(lm_mem mem, lm_err *err, const plan *p, const rt_kernel *kernels, int threads)
+{
+    mem.err = err;
+    rt_exec *x = lm_zalloc(&mem, sizeof *x);
+    if (!x)
+        return NULL;
+    x->mem = mem;
+    x->err = err;
+    x->p = p;
+    x->threads = threads < 1 ? 1 : threads;
+    x->kernels = lm_alloc(&mem, (p->nkernels + 1) * sizeof *x->kernels);
+    x->bufptr = lm_zalloc(&mem, (p->nbuffers + 1) * sizeof *x->bufptr);
+    x->argptr = lm_zalloc(&mem, (p->nargs + 1) * sizeof *x->argptr);
+    x->arena = lm_zalloc_aligned(&mem, p->arena_bytes ? p->arena_bytes : 64);
+    if (!x->kernels || !x->bufptr || !x->argptr || !x->arena) {
+        rt_exec_free(x);
+        return NULL;
+    }
+    memcpy(x->kernels, kernels, p->nkernels * sizeof *x->kernels);
+    for (size_t i = 0; i < p->nkernels; i++)
+        if (kernels[i].scratch > x->scratch_each)
+            x->scratch_each = kernels[i].scratch;
+    x->scratch_each = (x->scratch_each + 63) & ~(size_t)63;
+    if (x->scratch_each && !(x->scratch = lm_alloc_aligned(&mem, x->scratch_each * (size_t)x->threads))) {
+        rt_exec_free(x);
+        return NULL;
+    }
+    for (size_t b = 0; b < p->nbuffers; b++)
+        if (p->buffers[b].kind == PB_ARENA)
+            x->bufptr[b] = x->arena + p->buffers[b].offset;
+    return x;
+}
+
+void rt_exec_free(rt_exec *x)
+{
+    if (!x)
+        return;
+    lm_mem m = x->mem;
+    const plan *p = x->p;
+    lm_free(&m, x->kernels, (p->nkernels + 1) * sizeof *x->kernels);
+    lm_free(&m, x->bufptr, (p->nbuffers + 1) * sizeof *x->bufptr);
+    lm_free(&m, x->argptr, (p->nargs + 1) * sizeof *x->argptr);
+    lm_free_aligned(&m, x->arena);
+    lm_free_aligned(&m, x->scratch);
+    lm_free(&m, x, sizeof *x);
+}
+
+typedef struct task {
+    rt_kernel_fn fn;
+    char *const *bufs;
+    char *scratch;
+    size_t scratch_each;
+} task;
+
+static void run_task(void *ud, int64_t lo, int64_t hi, int thread)
+{
+    const task *t = ud;
+    t->fn(t->bufs, lo, hi, t->scratch ? t->scratch + (size_t)thread * t->scratch_each : NULL);
+}
+
+loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
+{
+    const plan *p = x->p;
+    for (size_t i = 0; i < p->nbuffers; i++) {
+        const plan_buffer *pb = &p->buffers[i];
+        if (pb->kind == PB_ARENA)
+            continue;
+        void *const *tab = pb->kind == PB_INPUT ? b->inputs : b->params;
+        uint32_t n = pb->kind == PB_INPUT ? b->ninputs : b->nparams;
+        if (pb->ext >= n || !tab[pb->ext])
+            return lm_fail(x->err, LOOM_ERR_STATE, "run: %s %u has no memory (not fed?)",
+                           pb->kind == PB_INPUT ? "input" : "parameter", pb->ext);
+        x->bufptr[i] = tab[pb->ext];
+    }
+    for (size_t i = 0; i < p->nargs; i++)
+        x->argptr[i] = x->bufptr[p->args[i].buffer] + p->args[i].offset;
+    int32_t *status = NULL;
+    bool has_status = false;
+    for (size_t i = 0; i < p->nkernels && !has_status; i++)
+        has_status = p->kernels[i].kind == KN_GATHER || p->kernels[i].kind == KN_SCATTER;
+    if (has_status) {
+        status = (int32_t *)(x->arena + p->status_offset);
+        memset(status, 0, 16);
+    }
+    int threads = pool ? rt_pool_size(pool) : 1;
+    if (threads > x->threads)
+        threads = x->threads;
+    for (size_t i = 0; i < p->ncalls; i++) {
+        const plan_call *call = &p->calls[i];
+        const rt_kernel *k = &x->kernels[call->kernel];
+        task t = { .fn = k->fn, .bufs = x->argptr + call->arg, .scratch = x->scratch,
+                   .scratch_each = x->scratch_each };
+        int use = p->kernels[call->kernel].cost >= PARALLEL_COST ? threads : 1;
+        rt_pool_run(pool, k->work, use, run_task, &t);
+    }
+    if (status && status[0])
+        return lm_fail(x->err, LOOM_ERR_INDEX, "%s: index %d out of range [0, %d) at position %d",
+                       status[3] == OP_SCATTER_ADD ? "scatter_add" : "gather", status[1], status[2], status[0] - 1);
+    for (size_t i = 0; i < p->ncommits; i++) {
+        const plan_commit *c = &p->commits[i];
+        memcpy(b->params[c->param], x->bufptr[c->buffer] + c->offset, c->bytes);
+    }
+    return LOOM_OK;
+}
+
+void *rt_exec_output(rt_exec *x, size_t i)
+{
+    const plan_output *o = &x->p->outputs[i];
+    return x->bufptr[o->buffer] + o->offset;
+}
+
+uint64_t rt_exec_memory(const rt_exec *x)
+{
+    return x->p->arena_bytes + (uint64_t)x->scratch_each * (uint64_t)x->threads;
+}

@@ -1,0 +1,48 @@
+/*
+ * exec.h — running a compiled plan: one arena for every intermediate
+ * value, per-thread scratch, and the list of kernel calls, each split
+ * across the thread pool when it carries enough work (small kernels run
+ * on the caller, with no synchronisation). No LLVM here: kernels arrive as
+ * function pointers, and an ahead-of-time bundle can run the same way.
+ */
+#ifndef LOOM_RT_EXEC_H
+#define LOOM_RT_EXEC_H
+
+#include "plan.h"
+#include "pool.h"
+
+typedef void (*rt_kernel_fn)(char *const *bufs, int64_t lo, int64_t hi, char *scratch);
+
+/* A compiled kernel as the runtime calls it. */
+typedef struct rt_kernel {
+    rt_kernel_fn fn;
+    int64_t work;   /* work items: threads split [0, work) */
+    size_t scratch; /* per-thread scratch bytes */
+} rt_kernel;
+
+/* External memory for one run. */
+typedef struct rt_bind {
+    void *const *inputs; /* by input slot */
+    uint32_t ninputs;
+    void *const *params; /* by parameter id; commits write here */
+    uint32_t nparams;
+} rt_bind;
+
+typedef struct rt_exec rt_exec;
+
+/* Prepares p (which must outlive the result) with its compiled kernels
+ * (copied) for a pool of `threads` threads. NULL on error. */
+rt_exec *rt_exec_new(lm_mem mem, lm_err *err, const plan *p, const rt_kernel *kernels, int threads);
+void rt_exec_free(rt_exec *x);
+
+/* One run: every call in order, index errors reported (LOOM_ERR_INDEX),
+ * then the commits. */
+loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b);
+
+/* The i-th output's memory after a run (valid until the next run). */
+void *rt_exec_output(rt_exec *x, size_t i);
+
+/* Bytes of the arena and of all scratch. */
+uint64_t rt_exec_memory(const rt_exec *x);
+
+#endif /* LOOM_RT_EXEC_H */

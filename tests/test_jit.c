@@ -1,0 +1,510 @@
+/*
+ * test_jit.c — compiled plans against the reference executor: every op
+ * (through its gradient-check case, forward and backward, in f32 and f64),
+ * seeded random graphs, the kernel and plan caches (a second build of the
+ * same graph compiles nothing; T = 8 and T = 64 unrolled steps compile the
+ * same kernels), thread-count independence, index errors.
+ */
+#include "testutil.h"
+
+#include <stdlib.h>
+
+#include "autograd.h"
+#include "fe.h"
+#include "jit.h"
+#include "plan.h"
+
+/* One JIT and pool for the whole suite, as a program would have. */
+static jit *J;
+static rt_pool *POOL;
+static lm_err JERR;
+
+static int suite_setup(void **state)
+{
+    (void)state;
+    lm_mem mem = { .fn = lm_default_alloc, .err = &JERR };
+    J = jit_new(mem, &JERR, NULL, 3);
+    POOL = rt_pool_new(mem, &JERR, 2);
+    return J && POOL ? 0 : -1;
+}
+
+static int suite_teardown(void **state)
+{
+    (void)state;
+    print_message("jit: %llu kernels compiled in %.0f ms (%.1f ms each), %llu cache hits\n",
+                  (unsigned long long)jit_get_stats(J)->compiled, jit_get_stats(J)->compile_ms,
+                  jit_get_stats(J)->compile_ms / (double)(jit_get_stats(J)->compiled ? jit_get_stats(J)->compiled : 1),
+                  (unsigned long long)jit_get_stats(J)->hits);
+    jit_free(J);
+    rt_pool_free(POOL);
+    return 0;
+}
+
+/* Runs roots of g through the JIT with `threads` threads; out[i] gets a
+ * malloc'd copy of root i's value (assignments excluded). */
+static loom_code jit_run(ir_graph *g, const op_env *env, const ir_id *roots, uint32_t n, int threads, void **out,
+                         size_t *nkernels)
+{
+    plan *p = plan_compile(g, roots, n, &(compile_opts){ .verify = true });
+    if (!p)
+        return g->err->code;
+    if (nkernels)
+        *nkernels = p->nkernels;
+    jit_kinfo *ks = calloc(p->nkernels + 1, sizeof *ks);
+    loom_code c = jit_plan(J, p, ks);
+    if (c != LOOM_OK) {
+        lm_fail(g->err, c, "%s", JERR.msg);
+        lm_err_clear(&JERR);
+        free(ks);
+        plan_free(p);
+        return c;
+    }
+    rt_exec *x = rt_exec_new(g->mem, g->err, p, ks, threads);
+    free(ks);
+    rt_bind b = { .inputs = env->inputs, .ninputs = env->ninputs, .params = env->params, .nparams = env->nparams };
+    c = x ? rt_exec_run(x, threads > 1 ? POOL : NULL, &b) : g->err->code;
+    for (uint32_t i = 0, o = 0; i < n && c == LOOM_OK; i++) {
+        if (ir_op(g, roots[i]) == OP_ASSIGN)
+            continue;
+        size_t bytes = (size_t)ir_numel(g, roots[i]) * loom_dtype_size(ir_dtype(g, roots[i]));
+        out[i] = malloc(bytes ? bytes : 1);
+        memcpy(out[i], rt_exec_output(x, o++), bytes);
+    }
+    rt_exec_free(x);
+    plan_free(p);
+    return c;
+}
+
+/* Worst |jit - ref| / max(|ref|, 1e-3 max|ref|, 1e-30) over a tensor;
+ * NaN in both places counts as equal. */
+static double compare(const void *a, const void *b, loom_dtype dt, int64_t n)
+{
+    double maxref = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        maxref = fmax(maxref, fabs(op_load(b, dt, i)));
+    for (int64_t i = 0; i < n; i++) {
+        double x = op_load(a, dt, i), y = op_load(b, dt, i);
+        if (x != x && y != y)
+            continue;
+        if (isinf(x) && x == y)
+            continue;
+        double d = fabs(x - y) / fmax(fmax(fabs(y), 1e-3 * maxref), 1e-30);
+        if (!(d <= worst))
+            worst = d;
+    }
+    return worst;
+}
+
+static double tolerance(loom_dtype dt) { return dt == LOOM_F64 ? 1e-12 : 1e-5; }
+
+/* Runs both executors on the roots and fails naming `what` when a value
+ * differs beyond the tolerance. Returns the worst error. */
+static double check_both(ir_graph *g, const op_env *env, const ir_id *roots, uint32_t n, const char *what)
+{
+    void *ref[16] = { 0 }, *got[16] = { 0 };
+    assert_true(n <= 16);
+    if (op_ref_run(g, env, roots, n, ref) != LOOM_OK)
+        fail_msg("%s: reference: %s", what, g->err->msg);
+    if (jit_run(g, env, roots, n, 2, got, NULL) != LOOM_OK)
+        fail_msg("%s: jit: %s", what, g->err->msg);
+    double worst = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ir_op(g, roots[i]) == OP_ASSIGN)
+            continue;
+        loom_dtype dt = ir_dtype(g, roots[i]);
+        double e = dt == LOOM_I32 ? (memcmp(ref[i], got[i], (size_t)ir_numel(g, roots[i]) * 4) ? 1.0 : 0.0)
+                                  : compare(got[i], ref[i], dt, ir_numel(g, roots[i]));
+        if (!(e <= tolerance(dt))) {
+            char sh[160];
+            fail_msg("%s: output %u %s differs from the reference by %.3g (tolerance %g)", what, i,
+                     loom_shape_str(ir_shapev(g, roots[i]), dt, sh, sizeof sh), e, tolerance(dt));
+        }
+        worst = fmax(worst, e);
+        lm_free_aligned(&g->mem, ref[i]);
+        free(got[i]);
+    }
+    return worst;
+}
+
+/* ------------------------------------------------------------------ */
+/* Every op, forward and backward, through its gradient-check case    */
+/* ------------------------------------------------------------------ */
+
+static void op_case_both(int op, loom_dtype dt, uint64_t seed, double *worst)
+{
+    lm_err err = { 0 };
+    ir_graph *g = ir_graph_new((lm_mem){ .fn = lm_default_alloc }, &err, &op_opset);
+    op_check c = { .g = g, .op = op, .eps = 1e-6, .dtype = dt };
+    lm_rng_seed(&c.rng, seed);
+    ir_id y = op_get(op)->check(&c);
+    assert_true(y != 0);
+    /* loss = sum(y * R); gradients of every float input */
+    size_t ncase = c.nin;
+    ir_id r = op_check_input_new(&c, ir_shapev(g, y), -1, 1);
+    c.in[c.nin - 1].diff = false;
+    ir_id yy = op_cast(g, y, dt);
+    ir_id loss = op_sum(g, op_mul(g, yy, op_cast(g, r, dt)), (1u << ir_shape(g, y)->rank) - 1, false);
+    uint8_t *wants = calloc(g->nnodes, 1);
+    for (size_t i = 0; i < ncase; i++)
+        wants[c.in[i].node] = c.in[i].diff;
+    ad_grads gr;
+    assert_int_equal(ad_backward(g, 1, &loss, NULL, wants, &gr), LOOM_OK);
+    ir_id roots[16] = { y, loss };
+    uint32_t n = 2;
+    for (size_t i = 0; i < ncase && n < 16; i++)
+        if (c.in[i].diff && gr.grad[c.in[i].node])
+            roots[n++] = gr.grad[c.in[i].node];
+    void *inputs[16];
+    for (size_t i = 0; i < c.nin; i++)
+        inputs[i] = c.in[i].data;
+    op_env env = { .inputs = inputs, .ninputs = (uint32_t)c.nin };
+    char what[64];
+    snprintf(what, sizeof what, "%s %s seed %llu", op_get(op)->name, loom_dtype_name(dt), (unsigned long long)seed);
+    *worst = fmax(*worst, check_both(g, &env, roots, n, what));
+    ad_grads_free(g, &gr);
+    free(wants);
+    op_check_free(&c);
+    ir_graph_free(g);
+}
+
+static void test_jit_every_op_forward_and_backward(void **state)
+{
+    (void)state;
+    int checked = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        if (!op_get(op)->check)
+            continue;
+        double worst[2] = { 0, 0 };
+        for (int k = 0; k < 2; k++)
+            for (uint64_t seed = 1; seed <= 4; seed++)
+                op_case_both(op, k ? LOOM_F64 : LOOM_F32, seed * 7 + (uint64_t)op, &worst[k]);
+        print_message("jit %-12s worst vs reference: f32 %.2e  f64 %.2e\n", op_get(op)->name, worst[0], worst[1]);
+        checked++;
+    }
+    assert_true(checked >= 25);
+}
+
+/* The ops without a gradient case: sources, comparisons, sign, detach. */
+static void test_jit_nondifferentiable_ops(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        loom_dtype dt = k ? LOOM_F64 : LOOM_F32;
+        lm_err err = { 0 };
+        ir_graph *g = ir_graph_new((lm_mem){ .fn = lm_default_alloc }, &err, &op_opset);
+        op_check c = { .g = g, .eps = 1e-6, .dtype = dt };
+        lm_rng_seed(&c.rng, 5);
+        loom_shape s = LOOM_SHAPE(3, 5);
+        ir_id a = op_check_input_new(&c, s, -1, 1), b = op_check_input_new(&c, s, -1, 1);
+        /* exact ties for eq/le/ge: b's first row is a's */
+        for (int i = 0; i < 5; i++)
+            op_store(c.in[1].data, dt, i, op_load(c.in[0].data, dt, i));
+        ir_id key = op_check_index(&c, LOOM_SHAPE(4), 1000);
+        ir_id roots[16];
+        uint32_t n = 0;
+        int cmp[] = { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+        for (size_t i = 0; i < LM_ARRAY_LEN(cmp); i++)
+            roots[n++] = op_binary(g, cmp[i], a, b);
+        roots[n++] = op_unary(g, OP_SIGN, a);
+        roots[n++] = op_add(g, op_unary(g, OP_DETACH, a), op_iota(g, dt, s, 1));
+        roots[n++] = op_mul(g, op_iota(g, dt, s, 0), op_const(g, dt, s, 2.5));
+        roots[n++] = op_random(g, dt, LOOM_SHAPE(4, 300), key, RANDOM_UNIFORM, 3, 0);
+        roots[n++] = op_random(g, dt, LOOM_SHAPE(1000), key, RANDOM_NORMAL, 4, 0);
+        roots[n++] = op_random(g, dt, LOOM_SHAPE(2, 7), key, RANDOM_BERNOULLI, 5, 0.3);
+        roots[n++] = op_cast(g, op_muls(g, a, 10), LOOM_I32);
+        void *inputs[8];
+        for (size_t i = 0; i < c.nin; i++)
+            inputs[i] = c.in[i].data;
+        op_env env = { .inputs = inputs, .ninputs = (uint32_t)c.nin };
+        check_both(g, &env, roots, n, k ? "non-differentiable ops f64" : "non-differentiable ops f32");
+        op_check_free(&c);
+        ir_graph_free(g);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Random graphs                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct rgen {
+    op_check c;
+    ir_id pool[64];
+    int n;
+} rgen;
+
+static int rint_(rgen *r, int lo, int hi) { return op_check_int(&r->c, lo, hi); }
+
+static ir_id pick(rgen *r) { return r->pool[rint_(r, 0, r->n - 1)]; }
+
+static void add(rgen *r, ir_id x)
+{
+    if (x && r->n < 64)
+        r->pool[r->n++] = x;
+}
+
+/* One random step: a new node from the pool. */
+static void grow(rgen *r)
+{
+    ir_graph *g = r->c.g;
+    ir_id x = pick(r);
+    loom_shape s = ir_shapev(g, x);
+    switch (rint_(r, 0, 11)) {
+    case 0: { /* safe unary */
+        static const int un[] = { OP_EXP, OP_TANH, OP_SIGMOID, OP_NEG, OP_ABS, OP_RELU, OP_SIN, OP_COS };
+        ir_id t = op_unary(g, OP_TANH, x); /* keeps exp in range */
+        add(r, op_unary(g, un[rint_(r, 0, 7)], t));
+        break;
+    }
+    case 1: { /* log and sqrt of something positive */
+        ir_id p = op_adds(g, op_unary(g, OP_ABS, x), 0.5);
+        add(r, op_unary(g, rint_(r, 0, 1) ? OP_LOG : OP_SQRT, p));
+        break;
+    }
+    case 2:
+    case 3: { /* binary with broadcasting */
+        ir_id y = pick(r);
+        loom_shape t = ir_shapev(g, y), bs;
+        if (!op_broadcast_shape(&s, &t, &bs) || loom_shape_numel(bs) > 4096)
+            y = op_check_input_new(&r->c, s, -1, 1), bs = s;
+        static const int bin[] = { OP_ADD, OP_SUB, OP_MUL, OP_MAXIMUM, OP_MINIMUM };
+        add(r, op_binary(g, bin[rint_(r, 0, 4)], op_broadcast_to(g, x, bs), op_broadcast_to(g, y, bs)));
+        break;
+    }
+    case 4: /* reduction */
+        if (s.rank >= 1)
+            add(r, op_reduce(g, rint_(r, 0, 1) ? OP_SUM : OP_MAX, x, (uint32_t)rint_(r, 1, (1 << s.rank) - 1),
+                             rint_(r, 0, 1)));
+        break;
+    case 5: /* permute or transpose */
+        if (s.rank >= 2) {
+            int perm[LOOM_MAX_RANK];
+            for (int i = 0; i < s.rank; i++)
+                perm[i] = s.rank - 1 - i;
+            add(r, op_permute(g, x, perm));
+        }
+        break;
+    case 6: /* slice */
+        if (s.rank >= 1) {
+            int64_t st[LOOM_MAX_RANK], sp[LOOM_MAX_RANK], sk[LOOM_MAX_RANK];
+            for (int i = 0; i < s.rank; i++) {
+                st[i] = rint_(r, 0, (int)s.d[i] - 1);
+                sp[i] = rint_(r, (int)st[i] + 1, (int)s.d[i]);
+                sk[i] = rint_(r, 1, 2);
+            }
+            add(r, op_slice(g, x, st, sp, sk));
+        }
+        break;
+    case 7: { /* reshape: flatten, or split the last dim */
+        loom_shape t = { .rank = 1, .d = { loom_shape_numel(s) } };
+        add(r, op_reshape(g, x, t));
+        break;
+    }
+    case 8: { /* expand a new leading axis */
+        if (s.rank < 4) {
+            loom_shape t = { .rank = s.rank + 1 };
+            t.d[0] = rint_(r, 1, 3);
+            memcpy(t.d + 1, s.d, (size_t)s.rank * sizeof s.d[0]);
+            add(r, op_broadcast_to(g, x, t));
+        }
+        break;
+    }
+    case 9: /* matmul against a new input */
+        if (s.rank >= 2 && s.rank <= 3) {
+            loom_shape w = s;
+            bool tb = rint_(r, 0, 1);
+            int64_t n = rint_(r, 1, 5);
+            w.d[s.rank - 2] = tb ? n : s.d[s.rank - 1];
+            w.d[s.rank - 1] = tb ? s.d[s.rank - 1] : n;
+            add(r, op_matmul(g, x, op_check_input_new(&r->c, w, -1, 1), false, tb));
+        }
+        break;
+    case 10: /* pad or concat */
+        if (s.rank >= 1) {
+            if (rint_(r, 0, 1)) {
+                int64_t lo[LOOM_MAX_RANK] = { 0 }, hi[LOOM_MAX_RANK] = { 0 }, in[LOOM_MAX_RANK] = { 0 };
+                int a = rint_(r, 0, s.rank - 1);
+                lo[a] = rint_(r, 0, 2);
+                hi[a] = rint_(r, 0, 2);
+                add(r, op_pad(g, x, lo, hi, in, 0.25));
+            } else {
+                ir_id xs[2] = { x, op_unary(g, OP_NEG, x) };
+                add(r, op_concat(g, 2, xs, rint_(r, 0, s.rank - 1)));
+            }
+        }
+        break;
+    default: { /* where, gather */
+        if (rint_(r, 0, 1) && s.rank >= 1) {
+            int a = rint_(r, 0, s.rank - 1);
+            ir_id idx = op_check_index(&r->c, LOOM_SHAPE(rint_(r, 1, 4)), s.d[a]);
+            add(r, op_gather(g, x, idx, a));
+        } else {
+            ir_id y = op_check_input_new(&r->c, s, -1, 1);
+            add(r, op_where(g, op_binary(g, OP_GT, x, y), x, y));
+        }
+        break;
+    }
+    }
+}
+
+static void random_graph(uint64_t seed, loom_dtype dt)
+{
+    lm_err err = { 0 };
+    rgen r = { 0 };
+    r.c = (op_check){ .g = ir_graph_new((lm_mem){ .fn = lm_default_alloc }, &err, &op_opset), .eps = 1e-6,
+                      .dtype = dt };
+    lm_rng_seed(&r.c.rng, seed);
+    ir_graph *g = r.c.g;
+    int ninputs = rint_(&r, 1, 3);
+    for (int i = 0; i < ninputs; i++)
+        add(&r, op_check_input_new(&r.c, op_check_shape(&r.c, 1, 3), -1, 1));
+    int steps = rint_(&r, 4, 16);
+    for (int i = 0; i < steps && !ir_failed(g); i++)
+        grow(&r);
+    if (ir_failed(g))
+        fail_msg("random graph %llu: building failed: %s", (unsigned long long)seed, err.msg);
+    ir_id roots[3] = { r.pool[r.n - 1], pick(&r), pick(&r) };
+    void *inputs[64];
+    for (size_t i = 0; i < r.c.nin; i++)
+        inputs[i] = r.c.in[i].data;
+    op_env env = { .inputs = inputs, .ninputs = (uint32_t)r.c.nin };
+    char what[64];
+    snprintf(what, sizeof what, "random graph %llu (%s)", (unsigned long long)seed, loom_dtype_name(dt));
+    check_both(g, &env, roots, 3, what);
+    op_check_free(&r.c);
+    ir_graph_free(g);
+}
+
+static void test_jit_random_graphs_match_reference(void **state)
+{
+    (void)state;
+    const char *env = getenv("LOOM_RANDOM_GRAPHS");
+    int n = env ? atoi(env) : 120;
+    for (int i = 0; i < n; i++)
+        random_graph(1000 + (uint64_t)i, i % 2 ? LOOM_F64 : LOOM_F32);
+    print_message("%d random graphs matched the reference\n", n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Caches, threads, errors (through the public API)                   */
+/* ------------------------------------------------------------------ */
+
+static loom_t record_rnn(loom_ctx *ctx, int steps, loom_t w, loom_t u)
+{
+    loom_t h = loom_full(ctx, LOOM_F32, LOOM_SHAPE(4, 16), 0);
+    for (int t = 0; t < steps; t++) {
+        loom_step_begin(ctx, t);
+        loom_t x = loom_input(ctx, NULL, LOOM_F32, LOOM_SHAPE(4, 8));
+        float xs[32];
+        for (int i = 0; i < 32; i++)
+            xs[i] = (float)sin(t + i);
+        loom_feed(ctx, x, xs, sizeof xs);
+        h = loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, x, w), loom_matmul(ctx, h, u)));
+        loom_step_end(ctx);
+    }
+    loom_t loss = loom_mean_all(ctx, loom_mul(ctx, h, h));
+    loom_backward(ctx, loss);
+    loom_assign(ctx, w, loom_sub(ctx, w, loom_muls(ctx, loom_grad(ctx, w), 0.1)));
+    loom_assign(ctx, u, loom_sub(ctx, u, loom_muls(ctx, loom_grad(ctx, u), 0.1)));
+    return loss;
+}
+
+static void test_jit_cache_second_build_compiles_nothing(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 3, .backend = LOOM_BACKEND_JIT });
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(8, 16)), u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(16, 16));
+    loom_param_init_normal(ctx, w, 0, 0.3);
+    loom_param_init_normal(ctx, u, 0, 0.3);
+    loom_t loss = record_rnn(ctx, 6, w, u);
+    assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+    loom_stats s1;
+    loom_get_stats(ctx, &s1);
+    assert_int_equal(s1.plans_built, 1);
+    assert_true(s1.kernels_compiled > 0);
+    /* record the same model again on a new tape: the plan is found */
+    loom_reset(ctx);
+    loss = record_rnn(ctx, 6, w, u);
+    assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+    loom_stats s2;
+    loom_get_stats(ctx, &s2);
+    assert_int_equal(s2.plans_built, 1);
+    assert_int_equal(s2.plan_hits, 1);
+    assert_int_equal(s2.kernels_compiled, s1.kernels_compiled);
+    print_message("second build: %llu plans built, %llu kernels compiled (unchanged), %.1f ms LLVM in all\n",
+                  (unsigned long long)s2.plans_built, (unsigned long long)s2.kernels_compiled, s2.compile_ms);
+    loom_ctx_free(ctx);
+}
+
+/* Identical steps share kernels: T = 8 and T = 64 compile the same
+ * number, forward and backward. */
+static void test_jit_unrolled_steps_compile_same_kernels(void **state)
+{
+    (void)state;
+    uint64_t compiled[2];
+    size_t nkernels[2];
+    int steps[2] = { 8, 64 };
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 3 });
+        loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(8, 16)), u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(16, 16));
+        loom_param_init_normal(ctx, w, 0, 0.3);
+        loom_param_init_normal(ctx, u, 0, 0.3);
+        loom_t loss = record_rnn(ctx, steps[k], w, u);
+        assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+        loom_stats s;
+        loom_get_stats(ctx, &s);
+        compiled[k] = s.kernels_compiled;
+        nkernels[k] = ctx->plans[0].plan->nkernels;
+        print_message("T=%d: %zu calls, %zu distinct kernels, %llu compiled, %.0f ms LLVM, %.1f ms passes\n",
+                      steps[k], ctx->plans[0].plan->ncalls, nkernels[k], (unsigned long long)s.kernels_compiled,
+                      s.compile_ms, s.plan_ms);
+        loom_ctx_free(ctx);
+    }
+    assert_int_equal(nkernels[0], nkernels[1]);
+    assert_int_equal(compiled[0], compiled[1]);
+}
+
+/* The same run with 1, 2 and 3 threads gives the same bits. */
+static void test_jit_threads_do_not_change_results(void **state)
+{
+    (void)state;
+    float out[3][64 * 96];
+    for (int k = 0; k < 3; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 8, .threads = k + 1 });
+        loom_t a = loom_param(ctx, "a", LOOM_F32, LOOM_SHAPE(64, 300));
+        loom_t b = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(300, 96));
+        loom_param_init_normal(ctx, a, 0, 1);
+        loom_param_init_normal(ctx, b, 0, 1);
+        loom_t y = loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, a, b), loom_sum(ctx, a, LOOM_AXES(1), true)));
+        assert_int_equal(loom_run(ctx, 1, &y), LOOM_OK);
+        assert_int_equal(loom_read(ctx, y, out[k], sizeof out[k]), LOOM_OK);
+        loom_ctx_free(ctx);
+    }
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    assert_memory_equal(out[0], out[2], sizeof out[0]);
+}
+
+static void test_jit_index_error_fails_the_run(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(NULL);
+    loom_t table = loom_full(ctx, LOOM_F32, LOOM_SHAPE(10, 4), 1);
+    int32_t ids[3] = { 1, 12, 3 };
+    loom_t x = loom_gather(ctx, loom_mul(ctx, table, table), loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(3), ids), 0);
+    assert_int_equal(loom_run(ctx, 1, &x), LOOM_ERR_INDEX);
+    tu_assert_error(ctx, LOOM_ERR_INDEX, "12", "[0, 10)");
+    loom_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jit_every_op_forward_and_backward),
+        cmocka_unit_test(test_jit_nondifferentiable_ops),
+        cmocka_unit_test(test_jit_random_graphs_match_reference),
+        cmocka_unit_test(test_jit_cache_second_build_compiles_nothing),
+        cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
+        cmocka_unit_test(test_jit_threads_do_not_change_results),
+        cmocka_unit_test(test_jit_index_error_fails_the_run),
+    };
+    return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
+}
