@@ -90,13 +90,12 @@ static float *random_floats(lm_mem *mem, int64_t n, lm_rng *r)
     return x;
 }
 
-static int add_case(gcase *cases, int *n, const char *name, int64_t m, int64_t nn, int64_t k, bool ta, bool tb)
+static void add_case(gcase *cases, int *n, const char *name, int64_t m, int64_t nn, int64_t k, bool ta, bool tb)
 {
     gcase *c = &cases[(*n)++];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
     c->s = (jit_gemm_spec){ .dtype = LOOM_F32, .batch = 1, .m = m, .n = nn, .k = k, .ta = ta, .tb = tb };
-    return 0;
 }
 
 /* Compiles the kernel (timed) and fills the operands. */
@@ -130,6 +129,7 @@ static int prepare(jit_engine *e, gcase *c, int index, lm_mem *mem)
     return c->a && c->b && c->c && c->c_peer && (!scratch || c->scratch[MAX_THREADS - 1]) ? 0 : -1;
 }
 
+/* Frees what prepare allocated (also after it failed half-way). */
 static void release(gcase *c, lm_mem *mem)
 {
     lm_free_aligned(mem, c->a);
@@ -175,7 +175,9 @@ static void print_json(const result *r, const char *machine, const char *peer)
                r->peer_ms, gflops(c, r->peer_ms), r->peer_ms / r->loom_ms);
     else
         printf(", \"peer\": null, \"peer_ms\": null, \"speedup\": null");
-    printf(", \"machine\": \"%s\"}\n", machine);
+    if (machine) /* the 2-thread probe's verdict */
+        printf(", \"machine\": \"%s\"", machine);
+    printf("}\n");
 }
 
 static void print_row(const result *r)
@@ -225,11 +227,14 @@ int bench_gemm(const bench_opts *o)
         fprintf(stderr, "loom-bench gemm: %s\n", err.msg);
         return 1;
     }
-    for (int i = 0; i < n; i++)
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++)
         if (prepare(e, &cases[i], i, &mem)) {
             fprintf(stderr, "loom-bench gemm: %s: %s\n", cases[i].name, err.msg[0] ? err.msg : "out of memory");
-            return 1;
+            rc = 1;
         }
+    if (rc)
+        goto done;
 
     if (!o->json)
         printf("loom-bench gemm: f32, LLVM %s (%s), peer %s\n", jit_llvm_version(), e->cpu, peer ? peer : "none");
@@ -259,7 +264,7 @@ int bench_gemm(const bench_opts *o)
 #endif
         }
         double after = threads > 1 ? bench_probe(o->pool) : 2;
-        const char *machine = threads > 1 ? bench_machine_tag(before, after) : "clean";
+        const char *machine = threads > 1 ? bench_machine_tag(before, after) : NULL;
 
         double logsum = 0;
         int npeer = 0;
@@ -284,8 +289,9 @@ int bench_gemm(const bench_opts *o)
             double geo = exp(logsum / npeer);
             if (o->json)
                 printf("{\"suite\": \"gemm\", \"summary\": \"geomean_speedup\", \"threads\": %d, \"value\": %.4f, "
-                       "\"cases\": %d, \"peer\": \"%s\", \"machine\": \"%s\"}\n",
-                       threads, geo, npeer, peer, machine);
+                       "\"cases\": %d, \"peer\": \"%s\"%s%s%s}\n",
+                       threads, geo, npeer, peer, machine ? ", \"machine\": \"" : "", machine ? machine : "",
+                       machine ? "\"" : "");
             else
                 printf("geometric-mean speedup over %s at %d thread%s: %.3f (%d cases)\n", peer, threads,
                        threads > 1 ? "s" : "", geo, npeer);
@@ -299,8 +305,9 @@ int bench_gemm(const bench_opts *o)
         printf("{\"suite\": \"gemm\", \"summary\": \"compile_ms_per_kernel\", \"value\": %.2f, \"kernels\": %d}\n",
                compile_sum / n, n);
 
+done:
     for (int i = 0; i < n; i++)
         release(&cases[i], &mem);
     jit_engine_free(e);
-    return 0;
+    return rc;
 }

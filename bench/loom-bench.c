@@ -10,7 +10,6 @@
  * speed on Zen 5), so if it is set the bench re-executes itself without
  * it before doing anything else.
  */
-#define _GNU_SOURCE
 #include "bench.h"
 
 #include <immintrin.h>

@@ -628,6 +628,121 @@ static void do_matmul(fz *f, ir_id n)
     const view *vc = &f->views[f->vid[n]];
     kb_arg_at(f, vc->buf, vc->off, dt);
     fz_finish_kernel(f);
+    if (!ir_failed(g))
+        f->gcall[n] = (uint32_t)(f->p->ncalls - 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* GEMM epilogues                                                     */
+/* ------------------------------------------------------------------ */
+
+/* The GEMM call whose output is r's value, when r can be folded into it
+ * (used once, by the node at hand, and not an output). */
+static bool gemm_result(fz *f, ir_id r, uint32_t *ci)
+{
+    if (f->gcall[r] == UINT32_MAX || f->root[r] || ir_use_count(f->g, r) != 1)
+        return false;
+    *ci = f->gcall[r];
+    return true;
+}
+
+/* Rebuilds GEMM call ci with spec s and arguments A, B, C and, with a
+ * bias, the bias. */
+static bool regemm(fz *f, uint32_t ci, const kn_gemm *s, const plan_arg *args)
+{
+    plan *p = f->p;
+    loom_shape space = p->kernels[p->calls[ci].kernel].space;
+    kb_begin(f, KN_GEMM, space);
+    f->kb.gemm = *s;
+    size_t es = loom_dtype_size(s->dtype);
+    for (int i = 0; i < (s->bias ? 4 : 3); i++)
+        kb_arg_at(f, args[i].buffer, (int64_t)(args[i].offset / es), s->dtype);
+    return fz_set_call(f, ci, fz_make_kernel(f));
+}
+
+/* Whether view v over shape s is a vector along the last axis repeated
+ * over the others: a bias for a GEMM whose output has shape s. */
+static bool bias_layout(const loom_shape *s, const view *v)
+{
+    int r = s->rank;
+    if (r < 1 || (v->st[r - 1] != 1 && s->d[r - 1] != 1))
+        return false;
+    for (int i = 0; i < r - 1; i++)
+        if (v->st[i] != 0 && s->d[i] != 1)
+            return false;
+    return true;
+}
+
+/* Folds elementwise node n into the GEMM that computes its operand:
+ * mm1 + mm2 (the later GEMM accumulates into the earlier one's output),
+ * mm + bias, act(mm) for tanh, sigmoid and relu. n then names the GEMM's
+ * output. False when the pattern does not apply. */
+static bool gemm_epilogue(fz *f, ir_id n)
+{
+    const ir_graph *g = f->g;
+    plan *p = f->p;
+    int op = ir_op(g, n);
+    if (op != OP_ADD && op != OP_TANH && op != OP_SIGMOID && op != OP_RELU)
+        return false;
+    uint32_t ca = 0, cb = 0;
+    ir_id a = ir_src(g, n, 0);
+    if (op == OP_ADD) {
+        ir_id b = ir_src(g, n, 1);
+        bool ga = gemm_result(f, a, &ca), gb = gemm_result(f, b, &cb);
+        if (ga && gb && ca != cb) {
+            uint32_t late = LM_MAX(ca, cb), early = LM_MIN(ca, cb);
+            const kernel *kl = &p->kernels[p->calls[late].kernel];
+            if (kl->gemm.accumulate || kl->gemm.act != 0)
+                return false;
+            kn_gemm s = kl->gemm;
+            s.accumulate = true;
+            const plan_arg *al = p->args + p->calls[late].arg, *ae = p->args + p->calls[early].arg;
+            plan_arg args[4] = { al[0], al[1], ae[2], s.bias ? al[3] : al[0] };
+            ir_id keep = early == ca ? a : b;
+            view v = f->views[f->vid[keep]];
+            if (!regemm(f, late, &s, args))
+                return false;
+            set_view(f, n, v.buf, v.off, v.st);
+            f->gcall[n] = late;
+            return true;
+        }
+        ir_id r = ga ? a : gb ? b : 0, o = ga ? b : a;
+        uint32_t cr = ga ? ca : cb;
+        if (!r || f->state[o] != S_VIEW || ir_dtype(g, o) != ir_dtype(g, n))
+            return false;
+        loom_shape ns = ir_shapev(g, n);
+        view bv = f->views[f->vid[o]];
+        const kernel *kr = &p->kernels[p->calls[cr].kernel];
+        if (!bias_layout(&ns, &bv) || kr->gemm.bias || kr->gemm.act != 0)
+            return false;
+        kn_gemm s = kr->gemm;
+        s.bias = true;
+        const plan_arg *ar = p->args + p->calls[cr].arg;
+        plan_arg args[4] = { ar[0], ar[1], ar[2],
+                             { .buffer = bv.buf, .offset = (uint64_t)bv.off * loom_dtype_size(s.dtype) } };
+        view v = f->views[f->vid[r]];
+        if (!regemm(f, cr, &s, args))
+            return false;
+        set_view(f, n, v.buf, v.off, v.st);
+        f->gcall[n] = cr;
+        return true;
+    }
+    int act = op == OP_TANH ? 2 : op == OP_SIGMOID ? 3 : op == OP_RELU ? 1 : 0; /* jit_act */
+    if (!act || !gemm_result(f, a, &ca))
+        return false;
+    const kernel *kr = &p->kernels[p->calls[ca].kernel];
+    if (kr->gemm.act != 0 || kr->gemm.accumulate)
+        return false;
+    kn_gemm s = kr->gemm;
+    s.act = act;
+    plan_arg args[4];
+    memcpy(args, p->args + p->calls[ca].arg, (s.bias ? 4 : 3) * sizeof *args);
+    view v = f->views[f->vid[a]];
+    if (!regemm(f, ca, &s, args))
+        return false;
+    set_view(f, n, v.buf, v.off, v.st);
+    f->gcall[n] = ca;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -818,6 +933,8 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
         }
         if (d->lower && (d->flags & OPF_ELEMENTWISE || op == OP_IOTA || op == OP_RANDOM)) {
             if (op == OP_RANDOM && !view_of(f, ir_src(g, n, 0)))
+                continue;
+            if (gemm_epilogue(f, n))
                 continue;
             join_group(f, n);
             continue;

@@ -182,10 +182,10 @@ static bool ktab_grow(fz *f)
     return true;
 }
 
-void fz_finish_kernel(fz *f)
+long fz_make_kernel(fz *f)
 {
     if (ir_failed(f->g))
-        return;
+        return -1;
     kbuild *kb = &f->kb;
     plan *p = f->p;
     collapse(kb);
@@ -209,7 +209,7 @@ void fz_finish_kernel(fz *f)
     k.strides = lm_alloc(&f->mem, one_plus(kb->nviews) * LOOM_MAX_RANK * sizeof *k.strides);
     if (!k.arg_dtype || !k.code || !k.strides) {
         kernel_free_arrays(&f->mem, &k);
-        return;
+        return -1;
     }
     if (kb->nargs)
         memcpy(k.arg_dtype, kb->arg_dtype, kb->nargs);
@@ -222,7 +222,7 @@ void fz_finish_kernel(fz *f)
 
     if ((p->nkernels + 1) * 2 > f->ktab_cap && !ktab_grow(f)) {
         kernel_free_arrays(&f->mem, &k);
-        return;
+        return -1;
     }
     size_t slot = 0;
     long ki = find_kernel(f, &k, &slot);
@@ -231,18 +231,35 @@ void fz_finish_kernel(fz *f)
     } else {
         if (!LM_GROW(&f->mem, p->kernels, p->kernels_cap, p->nkernels + 1)) {
             kernel_free_arrays(&f->mem, &k);
-            return;
+            return -1;
         }
         ki = (long)p->nkernels;
         p->kernels[p->nkernels++] = k;
         f->ktab[slot] = (uint32_t)ki + 1;
     }
-    if (!LM_GROW(&f->mem, p->calls, p->calls_cap, p->ncalls + 1) ||
-        !LM_GROW(&f->mem, p->args, p->args_cap, p->nargs + kb->nargs))
-        return;
-    p->calls[p->ncalls++] = (plan_call){ .kernel = (uint32_t)ki, .arg = (uint32_t)p->nargs };
+    return ki;
+}
+
+bool fz_set_call(fz *f, uint32_t ci, long ki)
+{
+    plan *p = f->p;
+    kbuild *kb = &f->kb;
+    if (ki < 0 || !LM_GROW(&f->mem, p->args, p->args_cap, p->nargs + kb->nargs))
+        return false;
+    p->calls[ci] = (plan_call){ .kernel = (uint32_t)ki, .arg = (uint32_t)p->nargs };
     memcpy(p->args + p->nargs, kb->args, kb->nargs * sizeof *p->args);
     p->nargs += kb->nargs;
+    return true;
+}
+
+void fz_finish_kernel(fz *f)
+{
+    long ki = fz_make_kernel(f);
+    plan *p = f->p;
+    if (ki < 0 || !LM_GROW(&f->mem, p->calls, p->calls_cap, p->ncalls + 1))
+        return;
+    p->ncalls++;
+    fz_set_call(f, (uint32_t)(p->ncalls - 1), ki);
 }
 
 /* ------------------------------------------------------------------ */
@@ -320,9 +337,53 @@ static bool arena_give(arena_alloc *a, uint64_t off, uint64_t size)
     return true;
 }
 
+/* In-place: a map kernel may write an output over an input that dies at
+ * this call when the two have one size and the input is read only
+ * through the very view the output is written through (element i is
+ * then read before it is written, and by nothing else). Returns the
+ * donor buffer for `out`, or UINT32_MAX. */
+static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const uint32_t *first,
+                              const uint32_t *last, const uint8_t *donated)
+{
+    const plan_call *call = &p->calls[ci];
+    const kernel *k = &p->kernels[call->kernel];
+    if (k->kind != KN_MAP)
+        return UINT32_MAX;
+    const plan_arg *args = p->args + call->arg;
+    const plan_buffer *bo = &p->buffers[args[out_arg].buffer];
+    const int64_t *sv = NULL;
+    for (uint32_t i = 0; i < k->ncode; i++)
+        if (k->code[i].op == KI_STORE && k->code[i].arg == out_arg) {
+            if (sv) /* stored twice: keep it simple */
+                return UINT32_MAX;
+            sv = k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK;
+        }
+    if (!sv || args[out_arg].offset != 0)
+        return UINT32_MAX;
+    for (uint32_t a = 0; a < k->nargs; a++) {
+        uint32_t b = args[a].buffer;
+        const plan_buffer *bi = &p->buffers[b];
+        if (a == out_arg || bi->kind != PB_ARENA || donated[b] || last[b] != ci || first[b] >= ci ||
+            bi->bytes != bo->bytes || args[a].offset != 0 ||
+            loom_dtype_size((loom_dtype)k->arg_dtype[a]) != loom_dtype_size((loom_dtype)k->arg_dtype[out_arg]))
+            continue;
+        bool ok = true;
+        for (uint32_t o = 0; o < k->nargs && ok; o++) /* no second window on it */
+            ok = o == a || args[o].buffer != b;
+        for (uint32_t i = 0; i < k->ncode && ok; i++)
+            if (k->code[i].op == KI_LOAD && k->code[i].arg == a)
+                ok = !memcmp(k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK, sv,
+                             (size_t)k->space.rank * sizeof *sv);
+        if (ok)
+            return b;
+    }
+    return UINT32_MAX;
+}
+
 /* Liveness over the schedule (a buffer lives from the first call that
  * touches it to the last), then offsets in one arena: a buffer takes the
- * best-fitting hole left by buffers dead before its first call. */
+ * memory of an input dying at its first call where inplace_donor allows,
+ * else the best-fitting hole left by buffers dead before its first call. */
 static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
 {
     size_t nb = p->nbuffers, nc = p->ncalls;
@@ -389,18 +450,43 @@ static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
             dlist[dying[last[b]]++] = b;
     }
     /* dying[i] is now the end of the bucket of buffers dead after call i */
+    uint8_t *donated = lm_zalloc(mem, nb + 1);
+    if (!donated) {
+        lm_free(mem, dying, (nc + 2) * sizeof *dying);
+        lm_free(mem, dlist, (nb + 1) * sizeof *dlist);
+        c = err->code;
+        goto done;
+    }
     size_t oi = 0, di = 0;
     for (uint32_t ci = 0; ci <= end && c == LOOM_OK; ci++) {
         while (oi < norder && first[order[oi]] == ci) {
-            plan_buffer *pb = &p->buffers[order[oi++]];
-            pb->offset = arena_take(&a, pb->bytes);
+            uint32_t b = order[oi++];
+            plan_buffer *pb = &p->buffers[b];
+            uint32_t donor = UINT32_MAX;
+            if (ci < nc) {
+                const plan_call *call = &p->calls[ci];
+                for (uint32_t ai = 0; ai < p->kernels[call->kernel].nargs && donor == UINT32_MAX; ai++)
+                    if (p->args[call->arg + ai].buffer == b)
+                        donor = inplace_donor(p, ci, ai, first, last, donated);
+            }
+            if (donor != UINT32_MAX) {
+                donated[donor] = 1;
+                pb->offset = p->buffers[donor].offset;
+                p->inplace++;
+            } else {
+                pb->offset = arena_take(&a, pb->bytes);
+            }
         }
         while (di < ndying && last[dlist[di]] == ci) {
-            plan_buffer *pb = &p->buffers[dlist[di++]];
+            uint32_t b = dlist[di++];
+            if (donated[b]) /* its memory lives on in another buffer */
+                continue;
+            plan_buffer *pb = &p->buffers[b];
             if (!arena_give(&a, pb->offset, pb->bytes))
                 c = err->code;
         }
     }
+    lm_free(mem, donated, nb + 1);
     p->arena_bytes = a.top;
     if (status != UINT32_MAX)
         p->status_offset = p->buffers[status].offset;
@@ -413,6 +499,34 @@ done:
     lm_free(mem, last, (nb + 1) * sizeof *last);
     lm_free(mem, first, (nb + 1) * sizeof *first);
     return c;
+}
+
+/* Drops kernels no call uses any more (epilogue fusion replaces the
+ * kernel of a call), so nothing is compiled for nothing. */
+static loom_code drop_unused_kernels(plan *p, lm_mem *mem)
+{
+    size_t map_bytes = (p->nkernels + 1) * sizeof(uint32_t);
+    uint32_t *map = lm_alloc(mem, map_bytes);
+    if (!map)
+        return mem->err->code;
+    for (size_t i = 0; i < p->nkernels; i++)
+        map[i] = UINT32_MAX;
+    for (size_t c = 0; c < p->ncalls; c++)
+        map[p->calls[c].kernel] = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < p->nkernels; i++) {
+        if (map[i] == UINT32_MAX) {
+            kernel_free_arrays(mem, &p->kernels[i]);
+            continue;
+        }
+        map[i] = (uint32_t)k;
+        p->kernels[k++] = p->kernels[i];
+    }
+    p->nkernels = k;
+    for (size_t c = 0; c < p->ncalls; c++)
+        p->calls[c].kernel = map[p->calls[c].kernel];
+    lm_free(mem, map, map_bytes);
+    return LOOM_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -440,6 +554,7 @@ static void fz_free(fz *f)
     lm_free(m, f->next, f->n * sizeof *f->next);
     lm_free(m, f->instr_of, f->n * sizeof *f->instr_of);
     lm_free(m, f->mark, f->n * sizeof *f->mark);
+    lm_free(m, f->gcall, f->n * sizeof *f->gcall);
     lm_free(m, f->views, f->views_cap * sizeof *f->views);
     lm_free(m, f->groups, f->groups_cap * sizeof *f->groups);
     lm_free(m, f->ktab, f->ktab_cap * sizeof *f->ktab);
@@ -501,12 +616,15 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
     f.next = lm_zalloc(&mem, f.n * sizeof *f.next);
     f.instr_of = lm_zalloc(&mem, f.n * sizeof *f.instr_of);
     f.mark = lm_zalloc(&mem, f.n * sizeof *f.mark);
-    if (!f.state || !f.root || !f.grp || !f.vid || !f.next || !f.instr_of || !f.mark ||
+    f.gcall = lm_alloc(&mem, f.n * sizeof *f.gcall);
+    if (f.gcall)
+        memset(f.gcall, 0xff, f.n * sizeof *f.gcall);
+    if (!f.state || !f.root || !f.grp || !f.vid || !f.next || !f.instr_of || !f.mark || !f.gcall ||
         !LM_GROW(&mem, f.groups, f.groups_cap, 1))
         goto fail;
     f.ngroups = 1; /* group 0 means none */
     f.groups[0] = (group){ 0 };
-    if (fz_run(&f, roots, nroots) != LOOM_OK)
+    if (fz_run(&f, roots, nroots) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     if (plan_memory(p, &mem, err, f.status) != LOOM_OK)
         goto fail;

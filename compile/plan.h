@@ -143,6 +143,7 @@ typedef struct plan {
     size_t ncommits;
     size_t roots_cap;     /* outputs and commits were allocated for this many */
     uint64_t arena_bytes;
+    uint64_t inplace;       /* buffers placed over an input that died at their first call */
     uint64_t status_offset; /* an int64 in the arena: index errors */
     size_t scratch_bytes;   /* per thread, the largest any kernel needs */
     uint64_t key[2];        /* the graph's structural key */

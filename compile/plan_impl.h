@@ -56,6 +56,7 @@ typedef struct fz {
     ir_id *next;       /* [n] member chain */
     uint32_t *instr_of; /* [n] the node's instruction in the kernel being built */
     uint32_t *mark;    /* [n] instr_of is valid when mark == stamp */
+    uint32_t *gcall;   /* [n] the GEMM call whose output is n's value, or UINT32_MAX */
     uint32_t stamp;
     view *views;
     size_t nviews, views_cap;
@@ -74,6 +75,10 @@ const view *view_of(fz *f, ir_id n);
 /* Turns the kernel under construction into a plan kernel (shared with an
  * equal one) and a call. */
 void fz_finish_kernel(fz *f);
+/* The kernel part alone: the plan kernel's index, or -1. */
+long fz_make_kernel(fz *f);
+/* Points call ci at kernel ki with the arguments under construction. */
+bool fz_set_call(fz *f, uint32_t ci, long ki);
 /* The walk over the graph. */
 loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots);
 

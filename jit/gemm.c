@@ -1,26 +1,38 @@
 /*
  * gemm.c — the GEMM generator: LLVM IR for one exact matrix product
- * (jit_gemm_spec), BLIS-style, with every size, stride, transpose and the
- * dtype baked in as constants.
+ * (jit_gemm_spec), with every size, stride, transpose, the dtype and the
+ * epilogue baked in as constants. Three kernels, chosen by the plan:
  *
- * How the product is computed (op(A) is M x K, op(B) is K x N):
+ * Packed (BLIS-style; the general case). op(A) is M x K, op(B) K x N:
  *
- *   work item = (batch member p, column block nb, row block mb)
- *   for each (p, nb) this call owns items of:
- *     for each K block (KC deep):
- *       pack op(B)[k-block, nb] into panels of TW = NR vectors, k-major
- *       for each row block mb of the call's share:
- *         pack op(A)[mb, k-block] into MR-row panels (when it pays)
- *         for each TW-wide column strip, for each MR-row tile:
- *           micro-kernel: MR x NR accumulator vectors, one broadcast of A
- *           and NR loads of B per k, then C (=|+=) acc (+ bias, act)
+ *   work items = (batch member, column block, row block); a call takes a
+ *   contiguous range of them, grouped by the outer block:
+ *   for each K block (kc deep):
+ *     pack the outer operand's block (B's columns, or A's rows when A is
+ *     packed and the larger)
+ *     for each item: pack the inner operand's block (if it is packed)
+ *       for each MR-row tile (A: in L1), for each TW-wide strip (B panel:
+ *       streaming from L2): micro-kernel
+ *   micro-kernel: MR x NR accumulator vectors (8 x 3 zmm), per k one
+ *   broadcast of A per row and NR loads of B; then C (=|+=) acc, and after
+ *   the last K block bias and activation.
  *
- * The micro-kernel is explicit vector IR (<16 x float> or <8 x double>,
- * llvm.fma, broadcasts); LLVM only allocates registers, schedules and
- * unrolls. Edges (M or N not a multiple of the tile) get narrower tiles
- * whose last vector is masked (llvm.masked.load/store); K edges are plain
- * shorter loops. op(B) with B transposed is packed through in-register
- * transposes, so no layout ever reaches the micro-kernel.
+ *   op(B) is packed into k-major strips of NR vectors (B transposed goes
+ *   through in-register vl x vl transposes); with at most 64 rows of A and
+ *   B untransposed, B is read in place instead. A transposed is packed
+ *   into MR-row panels when enough strips use them; otherwise A is read
+ *   in place (broadcasts of strided elements).
+ *
+ * Dot products (few rows of A, B transposed, K >= 256): both operands are
+ * contiguous along K, so 4 rows of A x 6 rows of B accumulate along K in
+ * vectors, reduced once at the end. Nothing is packed, and B (a weight,
+ * often the largest operand) is read once, in order.
+ *
+ * All of it is explicit vector IR (<16 x float> or <8 x double>,
+ * llvm.fma, broadcasts, shuffles); LLVM allocates registers and
+ * schedules. Edges (M or N not a multiple of the tile) get narrower tiles
+ * whose last vector is masked (llvm.masked.load/store), emitted only when
+ * the shape has them; K edges are shorter loops or masked vectors.
  *
  * Results do not depend on how threads split the work: each C element is
  * computed by one item, in the same order whatever the split.
@@ -28,6 +40,10 @@
  * What it is not: a BLAS. There is no run-time shape, no dispatch, no
  * alpha/beta beyond "accumulate", no complex or integer types; threads
  * are the caller's business (the kernel computes the items it is given).
+ * The tiles assume AVX-512 (32 zmm registers) and the blocking is tuned
+ * for Zen 5 (48 KB L1d, 1 MB L2): other AVX-512 CPUs get correct, maybe
+ * not optimal, code; an AVX2-only target gets correct but slow code (each
+ * vector split in two, the tile spilling).
  */
 #include "gemm.h"
 
@@ -48,7 +64,7 @@ typedef struct gemm_plan {
     int esize, vl;         /* bytes per element, lanes per vector */
     int mr, nr, tw;        /* register tile: mr rows x nr vectors = tw columns */
     int64_t kc, nk;        /* K blocks: nk of kc, the last one kc_last deep */
-    int64_t kc_last, kc_pad; /* kc_pad: panel depth, kc rounded up to vl */
+    int64_t kc_last, kc_pad; /* kc_pad: panel depth (kc rounded up to vl, off 4 KB multiples) */
     int64_t mb, n_mb;      /* row blocks of mb rows (a multiple of mr) */
     int64_t nb, n_nb;      /* column blocks of nb columns (a multiple of tw) */
     bool pack_a;           /* A goes through MR-row panels */
@@ -68,7 +84,7 @@ enum {
     PANEL_BYTES = 512 << 10, /* packed B panel (kc x nb): half of L2 */
     MB_MAX = 192,            /* row block of a B-outer item (rows of A passing the panel) */
     MB_OUTER = 768,          /* row block packed once for many column blocks (A outer) */
-    MIN_ITEMS = 8,           /* work items a kernel offers, when the shape allows */
+    MIN_ITEMS = 24,          /* work items a kernel offers when the shape allows (2 or 3 threads within ~5%) */
     DOT_MAX_M = 64,          /* the dot-product kernel: few rows of A ... */
     DOT_MIN_K = 256,         /* ... and K long enough to pay for the reductions */
     DIRECT_B_MAX_M = 64,     /* B read in place rather than packed */
@@ -128,8 +144,9 @@ static void plan_make(const jit_gemm_spec *spec, gemm_plan *p)
     p->mr = 8;
     p->nr = 3;
     p->tw = p->nr * p->vl;
-    p->nk = ceil_div(s->k, KC_MAX);
-    p->kc = ceil_div(s->k, p->nk);
+    /* K in nk blocks as even as can be (the last one 1..kc deep) */
+    p->kc = ceil_div(s->k, ceil_div(s->k, KC_MAX));
+    p->nk = ceil_div(s->k, p->kc);
     p->kc_last = s->k - (p->nk - 1) * p->kc;
     p->kc_pad = round_up(p->kc, p->vl);
     /* Panels 4 KB apart alias in L1 and in the store-to-load checks: a
@@ -238,8 +255,12 @@ loom_code jit_gemm_check(const jit_gemm_spec *s, lm_err *err)
     return LOOM_OK;
 }
 
+/* 0 for a spec jit_gemm_check rejects (no kernel is emitted for it). */
 int64_t jit_gemm_work(const jit_gemm_spec *s)
 {
+    lm_err err = { 0 };
+    if (jit_gemm_check(s, &err) != LOOM_OK)
+        return 0;
     gemm_plan p;
     plan_make(s, &p);
     return s->batch * p.n_nb * p.n_mb;
@@ -247,6 +268,9 @@ int64_t jit_gemm_work(const jit_gemm_spec *s)
 
 size_t jit_gemm_scratch(const jit_gemm_spec *s)
 {
+    lm_err err = { 0 };
+    if (jit_gemm_check(s, &err) != LOOM_OK)
+        return 0;
     gemm_plan p;
     plan_make(s, &p);
     return p.bp_bytes + p.ap_bytes;
@@ -266,7 +290,7 @@ typedef struct gen {
     LLVMValueRef kernel;
     LLVMValueRef fn;   /* the function being built */
     LLVMTypeRef i1, i32, i64, ptr, et, vt; /* et: the element, vt: <vl x et> */
-    LLVMValueRef mk[2][2]; /* micro-kernels by [row edge][column edge] */
+    LLVMValueRef mk[2][2]; /* micro-kernels (or dot tiles) by [row edge][column edge] */
     LLVMValueRef pack_b[2], pack_a[2]; /* packing: full strips / tiles, the edge one */
 } gen;
 
@@ -460,6 +484,17 @@ static void call(gen *g, LLVMValueRef fn, LLVMValueRef *args, unsigned n)
     LLVMBuildCall2(g->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
 }
 
+/* buf[0..3] = A, B, C and the bias (NULL without one) from the kernel's
+ * bufs argument. */
+static void load_bufs(gen *g, LLVMValueRef bufs, LLVMValueRef *buf)
+{
+    buf[3] = NULL;
+    for (int i = 0; i < (g->p->s.bias ? 4 : 3); i++) {
+        LLVMValueRef idx = c64(g, i);
+        buf[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildInBoundsGEP2(g->b, g->ptr, bufs, &idx, 1, ""), "");
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* The micro-kernel                                                   */
 /* ------------------------------------------------------------------ */
@@ -521,6 +556,29 @@ static LLVMValueRef activation(gen *g, LLVMValueRef x)
     return x;
 }
 
+/* Accumulators live in allocas (in the entry block, zeroed) that SROA
+ * turns into registers; loops load them at the top and store them at the
+ * bottom of their bodies, which becomes phis. */
+static void acc_init(gen *g, LLVMValueRef *slot, int n)
+{
+    for (int i = 0; i < n; i++) {
+        slot[i] = LLVMBuildAlloca(g->b, g->vt, "acc");
+        LLVMBuildStore(g->b, LLVMConstNull(g->vt), slot[i]);
+    }
+}
+
+static void acc_load(gen *g, const LLVMValueRef *slot, LLVMValueRef *acc, int n)
+{
+    for (int i = 0; i < n; i++)
+        acc[i] = LLVMBuildLoad2(g->b, g->vt, slot[i], "");
+}
+
+static void acc_store(gen *g, const LLVMValueRef *slot, const LLVMValueRef *acc, int n)
+{
+    for (int i = 0; i < n; i++)
+        LLVMBuildStore(g->b, acc[i], slot[i]);
+}
+
 /* void mk(ptr a, ptr bp, ptr c, ptr bias, i64 kc, i1 load_c, i1 epi):
  *   acc = op(A)[tile, 0:kc] · Bpanel[0:kc, strip]
  *   if load_c: acc += C;  if epi: acc = act(acc + bias);  C = acc
@@ -536,51 +594,42 @@ static LLVMValueRef mk_emit(gen *g, int mr, int nr, int last)
     LLVMValueRef bias = LLVMGetParam(fn, 3), kc = LLVMGetParam(fn, 4);
     LLVMValueRef load_c = LLVMGetParam(fn, 5), epi = LLVMGetParam(fn, 6);
 
-    /* Accumulators live in allocas that SROA turns into registers. */
     LLVMValueRef slot[32], acc[32];
     int nacc = mr * nr;
-    for (int i = 0; i < nacc; i++) {
-        slot[i] = LLVMBuildAlloca(g->b, g->vt, "acc");
-        LLVMBuildStore(g->b, LLVMConstNull(g->vt), slot[i]);
-    }
-#define ACC_LOAD()                                              \
-    for (int i = 0; i < nacc; i++)                              \
-        acc[i] = LLVMBuildLoad2(g->b, g->vt, slot[i], "");
-#define ACC_STORE()                                             \
-    for (int i = 0; i < nacc; i++)                              \
-        LLVMBuildStore(g->b, acc[i], slot[i]);
+    acc_init(g, slot, nacc);
 
     /* k loop, unrolled K_UNROLL times, then the remainder one by one */
     LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, -K_UNROLL), "");
     loop l;
     LLVMValueRef k = loop_open(g, &l, c64(g, 0), kmain, "k");
-    ACC_LOAD();
+    acc_load(g, slot, acc, nacc);
     for (int u = 0; u < K_UNROLL; u++)
         mk_step(g, a, bp, add(g, k, c64(g, u)), mr, nr, last, acc);
-    ACC_STORE();
+    acc_store(g, slot, acc, nacc);
     loop_close(g, &l, K_UNROLL);
     k = loop_open(g, &l, kmain, kc, "krem");
-    ACC_LOAD();
+    acc_load(g, slot, acc, nacc);
     mk_step(g, a, bp, k, mr, nr, last, acc);
-    ACC_STORE();
+    acc_store(g, slot, acc, nacc);
     loop_close(g, &l, 1);
 
     /* C += (accumulating or after the first K block) */
     LLVMBasicBlockRef join = if_open(g, load_c);
-    ACC_LOAD();
+    acc_load(g, slot, acc, nacc);
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             LLVMValueRef cp = atc(g, c, i * p->s.ldc + j * p->vl);
             LLVMValueRef cv = vload_n(g, p->vl, cp, j == nr - 1 ? last : p->vl);
             acc[i * nr + j] = LLVMBuildFAdd(g->b, acc[i * nr + j], cv, "");
         }
-    ACC_STORE();
+    acc_store(g, slot, acc, nacc);
     if_close(g, join);
 
-    /* bias and activation (after the last K block) */
-    if (p->s.bias || p->s.act != JIT_ACT_NONE) {
+    /* bias and ReLU (after the last K block) in registers */
+    bool poly = p->s.act == JIT_ACT_TANH || p->s.act == JIT_ACT_SIGMOID;
+    if (p->s.bias || p->s.act == JIT_ACT_RELU) {
         join = if_open(g, epi);
-        ACC_LOAD();
+        acc_load(g, slot, acc, nacc);
         for (int j = 0; j < nr; j++) {
             LLVMValueRef bv = NULL;
             if (p->s.bias)
@@ -589,20 +638,35 @@ static LLVMValueRef mk_emit(gen *g, int mr, int nr, int last)
                 LLVMValueRef *x = &acc[i * nr + j];
                 if (bv)
                     *x = LLVMBuildFAdd(g->b, *x, bv, "");
-                *x = activation(g, *x);
+                if (!poly)
+                    *x = activation(g, *x);
             }
         }
-        ACC_STORE();
+        acc_store(g, slot, acc, nacc);
         if_close(g, join);
     }
 
-    ACC_LOAD();
+    acc_load(g, slot, acc, nacc);
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++)
             vstore_n(g, acc[i * nr + j], atc(g, c, i * p->s.ldc + j * p->vl), j == nr - 1 ? last : p->vl);
+
+    /* tanh and sigmoid are long polynomials: applied to the stored tile
+     * row by row, so the code holds nr copies rather than mr x nr (a
+     * third of the compile time), for a pass over C that is in L1 */
+    if (poly) {
+        join = if_open(g, epi);
+        loop lr;
+        LLVMValueRef row = at(g, c, mulc(g, loop_open(g, &lr, c64(g, 0), c64(g, mr), "row"), p->s.ldc));
+        for (int j = 0; j < nr; j++) {
+            LLVMValueRef cp = atc(g, row, j * p->vl);
+            int n = j == nr - 1 ? last : p->vl;
+            vstore_n(g, activation(g, vload_n(g, p->vl, cp, n)), cp, n);
+        }
+        loop_close(g, &lr, 1);
+        if_close(g, join);
+    }
     LLVMBuildRetVoid(g->b);
-#undef ACC_LOAD
-#undef ACC_STORE
     return fn;
 }
 
@@ -889,10 +953,7 @@ static void kernel_body(gen *g, LLVMValueRef bufs, LLVMValueRef lo, LLVMValueRef
     const gemm_plan *p = g->p;
     const jit_gemm_spec *s = &p->s;
     LLVMValueRef buf[4];
-    for (int i = 0; i < (s->bias ? 4 : 3); i++) {
-        LLVMValueRef idx = c64(g, i);
-        buf[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildInBoundsGEP2(g->b, g->ptr, bufs, &idx, 1, ""), "");
-    }
+    load_bufs(g, bufs, buf);
     LLVMValueRef bytes = c64(g, (int64_t)p->bp_bytes);
     int64_t n_out = p->a_outer ? p->n_mb : p->n_nb, n_in = p->a_outer ? p->n_nb : p->n_mb;
 
@@ -1023,10 +1084,7 @@ static LLVMValueRef dot_emit(gen *g, int mr, int nr)
 
     LLVMValueRef slot[32], acc[32];
     int nacc = mr * nr;
-    for (int i = 0; i < nacc; i++) {
-        slot[i] = LLVMBuildAlloca(g->b, g->vt, "acc");
-        LLVMBuildStore(g->b, LLVMConstNull(g->vt), slot[i]);
-    }
+    acc_init(g, slot, nacc);
     /* full vectors of K in a loop, then the tail with a constant mask */
     int64_t kfull = s->k / p->vl;
     int tail = (int)(s->k % p->vl);
@@ -1037,25 +1095,21 @@ static LLVMValueRef dot_emit(gen *g, int mr, int nr)
         LLVMValueRef kv = part == 0 ? loop_open(g, &l, c64(g, 0), c64(g, kfull), "kv") : c64(g, kfull);
         LLVMValueRef mask = part == 0 ? NULL : mask_const(g, p->vl, tail);
         LLVMValueRef off = mulc(g, kv, p->vl);
-        for (int i = 0; i < nacc; i++)
-            acc[i] = LLVMBuildLoad2(g->b, g->vt, slot[i], "");
+        acc_load(g, slot, acc, nacc);
         LLVMValueRef bv[8];
         for (int j = 0; j < nr; j++)
             bv[j] = vload_m(g, p->vl, at(g, atc(g, b, j * s->ldb), off), mask);
-
         for (int i = 0; i < mr; i++) {
             LLVMValueRef av = vload_m(g, p->vl, at(g, atc(g, a, i * s->lda), off), mask);
             for (int j = 0; j < nr; j++)
                 acc[i * nr + j] = fma3(g, av, bv[j], acc[i * nr + j]);
         }
-        for (int i = 0; i < nacc; i++)
-            LLVMBuildStore(g->b, acc[i], slot[i]);
+        acc_store(g, slot, acc, nacc);
         if (part == 0)
             loop_close(g, &l, 1);
     }
 
-    for (int i = 0; i < nacc; i++)
-        acc[i] = LLVMBuildLoad2(g->b, g->vt, slot[i], "");
+    acc_load(g, slot, acc, nacc);
     LLVMValueRef bv = s->bias ? vload_n(g, p->vl, bias, nr) : NULL;
     for (int i = 0; i < mr; i++) {
         LLVMValueRef r = hsum(g, &acc[i * nr], nr);
@@ -1076,10 +1130,7 @@ static void dot_body(gen *g, LLVMValueRef bufs, LLVMValueRef lo, LLVMValueRef hi
     const gemm_plan *p = g->p;
     const jit_gemm_spec *s = &p->s;
     LLVMValueRef buf[4];
-    for (int i = 0; i < (s->bias ? 4 : 3); i++) {
-        LLVMValueRef idx = c64(g, i);
-        buf[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildInBoundsGEP2(g->b, g->ptr, bufs, &idx, 1, ""), "");
-    }
+    load_bufs(g, bufs, buf);
     int64_t n_last = s->n - (p->n_nb - 1) * p->nb;
     int n_edge = (int)(s->n % p->nr), m_edge = (int)(s->m % p->mr);
     loop li, lj, lt;

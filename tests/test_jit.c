@@ -483,6 +483,69 @@ static void test_jit_threads_do_not_change_results(void **state)
     assert_memory_equal(out[0], out[2], sizeof out[0]);
 }
 
+/* tanh(x W1 + b), sigmoid(h W2), relu(x W3) and x W4 + h W5 + b: the
+ * bias, the activations and the sum of products fold into the GEMMs, and
+ * the values are the reference's. */
+static void test_jit_gemm_epilogues_fuse_and_match(void **state)
+{
+    (void)state;
+    float out[2][4][4 * 16];
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 4, .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE });
+        loom_t w[5];
+        const loom_shape ws[5] = { LOOM_SHAPE(8, 16), LOOM_SHAPE(16, 16), LOOM_SHAPE(8, 16), LOOM_SHAPE(8, 16), LOOM_SHAPE(16, 16) };
+        for (int i = 0; i < 5; i++) {
+            char name[8];
+            snprintf(name, sizeof name, "w%d", i);
+            w[i] = loom_param(ctx, name, LOOM_F32, ws[i]);
+            loom_param_init_normal(ctx, w[i], 0, 0.5);
+        }
+        loom_t b = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(16));
+        loom_param_init_normal(ctx, b, 0, 0.5);
+        float xs[4 * 8], hs[4 * 16];
+        for (int i = 0; i < 32; i++)
+            xs[i] = (float)sin(i);
+        for (int i = 0; i < 64; i++)
+            hs[i] = (float)cos(i);
+        loom_t x = loom_tensor(ctx, LOOM_F32, LOOM_SHAPE(4, 8), xs), h = loom_tensor(ctx, LOOM_F32, LOOM_SHAPE(4, 16), hs);
+        loom_t y[4] = {
+            loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, x, w[0]), b)),
+            loom_sigmoid(ctx, loom_matmul(ctx, h, w[1])),
+            loom_relu(ctx, loom_matmul(ctx, x, w[2])),
+            loom_add(ctx, loom_add(ctx, loom_matmul(ctx, x, w[3]), loom_matmul(ctx, h, w[4])), b),
+        };
+        assert_int_equal(loom_run(ctx, 4, y), LOOM_OK);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(loom_read(ctx, y[i], out[k][i], sizeof out[k][i]), LOOM_OK);
+        if (k) {
+            const plan *p = ctx->plans[0].plan;
+            int act[4] = { 0 }, acc_bias = 0, maps = 0;
+            for (size_t c = 0; c < p->ncalls; c++) {
+                const kernel *kn = &p->kernels[p->calls[c].kernel];
+                if (kn->kind == KN_GEMM) {
+                    act[kn->gemm.act]++;
+                    acc_bias += kn->gemm.accumulate && kn->gemm.bias;
+                } else {
+                    maps++;
+                }
+            }
+            /* tanh with its bias, sigmoid, relu, and the accumulating GEMM
+             * with the bias: no map kernel at all */
+            assert_int_equal(act[2], 1);
+            assert_int_equal(act[3], 1);
+            assert_int_equal(act[1], 1);
+            assert_int_equal(acc_bias, 1);
+            assert_int_equal(maps, 0);
+            assert_int_equal(p->ncalls, 5);
+        }
+        loom_ctx_free(ctx);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 64; j++)
+            if (fabs(out[0][i][j] - out[1][i][j]) > 1e-5 * fmax(1, fabs(out[0][i][j])))
+                fail_msg("output %d element %d: jit %g, reference %g", i, j, out[1][i][j], out[0][i][j]);
+}
+
 static void test_jit_index_error_fails_the_run(void **state)
 {
     (void)state;
@@ -504,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_jit_cache_second_build_compiles_nothing),
         cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
         cmocka_unit_test(test_jit_threads_do_not_change_results),
+        cmocka_unit_test(test_jit_gemm_epilogues_fuse_and_match),
         cmocka_unit_test(test_jit_index_error_fails_the_run),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
