@@ -84,6 +84,8 @@ static uint32_t materialize_into_new(fz *f, ir_id n)
     uint32_t b = new_buffer(f, PB_ARENA, 0, node_bytes(f->g, n), n);
     if (b == UINT32_MAX)
         return b;
+    if (ir_node_at(f->g, n)->phase == IR_BWD)
+        f->p->buffers[b].role |= PR_BACKWARD;
     int64_t st[LOOM_MAX_RANK];
     loom_shape s = ir_shapev(f->g, n);
     op_strides(&s, st);
@@ -960,6 +962,7 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
             if (!pv)
                 break;
             loom_dtype dt = ir_dtype(g, v);
+            p->buffers[pv->buf].role |= PR_UPDATE;
             p->commits[p->ncommits++] = (plan_commit){ .buffer = pv->buf,
                                                       .offset = (uint64_t)pv->off * loom_dtype_size(dt),
                                                       .param = (uint32_t)ir_attrs(g, n)[0],
@@ -969,6 +972,7 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
         const view *pv = output_of(f, n);
         if (!pv)
             break;
+        p->buffers[pv->buf].role |= PR_OUTPUT;
         p->outputs[p->noutputs++] = (plan_output){
             .buffer = pv->buf, .offset = (uint64_t)pv->off * loom_dtype_size(ir_dtype(g, n)) };
     }

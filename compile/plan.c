@@ -674,6 +674,17 @@ void plan_print(const plan *p, FILE *out)
         }
         fprintf(out, "\n");
     }
+    for (size_t i = 0; i < p->nbuffers; i++) {
+        const plan_buffer *b = &p->buffers[i];
+        static const char *const kinds[] = { "arena", "input", "param" };
+        fprintf(out, "  b%zu %s", i, kinds[b->kind]);
+        if (b->kind != PB_ARENA)
+            fprintf(out, " #%u", b->ext);
+        else
+            fprintf(out, " @%llu", (unsigned long long)b->offset);
+        fprintf(out, " %llu bytes%s%s%s\n", (unsigned long long)b->bytes, b->role & PR_OUTPUT ? " output" : "",
+                b->role & PR_UPDATE ? " update" : "", b->role & PR_BACKWARD ? " backward" : "");
+    }
     for (size_t i = 0; i < p->ncalls; i++) {
         const plan_call *c = &p->calls[i];
         fprintf(out, "  call k%u(", c->kernel);

@@ -97,8 +97,16 @@ typedef enum pb_kind {
     PB_PARAM,  /* the parameter ext */
 } pb_kind;
 
+/* What a buffer holds, for tools and bundles: flags over pb_kind. */
+enum {
+    PR_OUTPUT = 1u << 0,   /* read by the caller after the run */
+    PR_UPDATE = 1u << 1,   /* a parameter's (or optimizer state's) next value */
+    PR_BACKWARD = 1u << 2, /* computed by the backward pass (gradients) */
+};
+
 typedef struct plan_buffer {
     pb_kind kind;
+    uint32_t role;    /* PR_* flags */
     uint32_t ext;     /* input slot or parameter id */
     uint64_t offset;  /* arena */
     uint64_t bytes;

@@ -546,6 +546,51 @@ static void test_jit_gemm_epilogues_fuse_and_match(void **state)
                 fail_msg("output %d element %d: jit %g, reference %g", i, j, out[1][i][j], out[0][i][j]);
 }
 
+/* A training plan says which buffers are inputs, parameters, outputs,
+ * gradients and new parameter values, and prints them. */
+static void test_jit_plan_records_buffer_roles(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 2 });
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(8, 4));
+    loom_param_init_normal(ctx, w, 0, 0.5);
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(16, 8));
+    float xs[128];
+    for (int i = 0; i < 128; i++)
+        xs[i] = (float)sin(i);
+    loom_feed(ctx, x, xs, sizeof xs);
+    loom_t loss = loom_mean_all(ctx, loom_square(ctx, loom_tanh(ctx, loom_matmul(ctx, x, w))));
+    loom_backward(ctx, loss);
+    loom_assign(ctx, w, loom_sub(ctx, w, loom_muls(ctx, loom_grad(ctx, w), 0.1)));
+    assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+    const plan *p = ctx->plans[0].plan;
+    int inputs = 0, params = 0, outputs = 0, updates = 0, backward = 0;
+    for (size_t i = 0; i < p->nbuffers; i++) {
+        const plan_buffer *b = &p->buffers[i];
+        inputs += b->kind == PB_INPUT;
+        params += b->kind == PB_PARAM;
+        outputs += (b->role & PR_OUTPUT) != 0;
+        updates += (b->role & PR_UPDATE) != 0;
+        backward += (b->role & PR_BACKWARD) != 0;
+    }
+    assert_int_equal(inputs, 1);
+    assert_int_equal(params, 1);
+    assert_int_equal(outputs, 1);
+    assert_int_equal(updates, 1);
+    assert_true(backward >= 1);
+    assert_int_equal(p->ncommits, 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    plan_print(p, f);
+    fclose(f);
+    assert_non_null(strstr(text, "gemm"));
+    assert_non_null(strstr(text, " output"));
+    assert_non_null(strstr(text, " update"));
+    free(text);
+    loom_ctx_free(ctx);
+}
+
 static void test_jit_index_error_fails_the_run(void **state)
 {
     (void)state;
@@ -568,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
         cmocka_unit_test(test_jit_threads_do_not_change_results),
         cmocka_unit_test(test_jit_gemm_epilogues_fuse_and_match),
+        cmocka_unit_test(test_jit_plan_records_buffer_roles),
         cmocka_unit_test(test_jit_index_error_fails_the_run),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
