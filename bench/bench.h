@@ -47,5 +47,6 @@ bool bench_selected(const bench_opts *o, const char *name);
 
 /* The suites. Each returns 0 on success. */
 int bench_gemm(const bench_opts *o);
+int bench_fused(const bench_opts *o);
 
 #endif /* LOOM_BENCH_H */

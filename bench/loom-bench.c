@@ -168,6 +168,7 @@ static const struct suite {
     const char *what;
 } suites[] = {
     { "gemm", bench_gemm, "JIT GEMM vs the peer's sgemm on LSTM forward and backward shapes" },
+    { "fused", bench_fused, "the LSTM gate step as one fused kernel: memory bandwidth" },
 };
 
 static int usage(FILE *f)

@@ -38,6 +38,14 @@ struct rt_pool {
     int shares;
 };
 
+/* A spin-wait step that tells the core (and its sibling) we are waiting. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void run_share(rt_pool *p, int t)
 {
     if (t < p->shares) {
@@ -58,9 +66,7 @@ static void *worker_main(void *arg)
         while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&p->stop, memory_order_acquire)) {
             if (++spins < SPIN_ROUNDS) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
+                cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&p->lock);
@@ -168,9 +174,7 @@ void rt_pool_run(rt_pool *p, int64_t n, int threads, rt_task_fn fn, void *ud)
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
         if (++spins < SPIN_ROUNDS) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
+            cpu_relax();
             continue;
         }
         pthread_mutex_lock(&p->lock);

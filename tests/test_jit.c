@@ -378,7 +378,7 @@ static void test_jit_random_graphs_match_reference(void **state)
 {
     (void)state;
     const char *env = getenv("LOOM_RANDOM_GRAPHS");
-    int n = env ? atoi(env) : 120;
+    int n = env ? atoi(env) : 200;
     for (int i = 0; i < n; i++)
         random_graph(1000 + (uint64_t)i, i % 2 ? LOOM_F64 : LOOM_F32);
     print_message("%d random graphs matched the reference\n", n);
