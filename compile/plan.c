@@ -338,10 +338,13 @@ static bool arena_give(arena_alloc *a, uint64_t off, uint64_t size)
 }
 
 /* In-place: a map kernel may write an output over an input that dies at
- * this call when the two have one size and the input is read only
- * through the very view the output is written through (element i is
- * then read before it is written, and by nothing else). Returns the
- * donor buffer for `out`, or UINT32_MAX. */
+ * this call when the two have one size, the input is read only through
+ * the very view the output is written through, and every read of it
+ * feeds the value stored. Element i is then read before it is written
+ * and by nothing else, and the data dependence keeps that order even
+ * though kernels promise LLVM their pointers never alias (a read that did
+ * not feed the store could legally be moved after it). Returns the donor
+ * buffer for `out`, or UINT32_MAX. */
 static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const uint32_t *first,
                               const uint32_t *last, const uint8_t *donated)
 {
@@ -352,14 +355,29 @@ static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const 
     const plan_arg *args = p->args + call->arg;
     const plan_buffer *bo = &p->buffers[args[out_arg].buffer];
     const int64_t *sv = NULL;
+    uint32_t value = 0;
     for (uint32_t i = 0; i < k->ncode; i++)
         if (k->code[i].op == KI_STORE && k->code[i].arg == out_arg) {
             if (sv) /* stored twice: keep it simple */
                 return UINT32_MAX;
             sv = k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK;
+            value = k->code[i].src[0];
         }
-    if (!sv || args[out_arg].offset != 0)
+    if (!sv || args[out_arg].offset != 0 || k->ncode > 4096)
         return UINT32_MAX;
+    /* the instructions the stored value depends on (operands come before
+     * their users, so one backward sweep marks them) */
+    uint8_t feeds[4096];
+    memset(feeds, 0, k->ncode);
+    feeds[value] = 1;
+    for (uint32_t i = value + 1; i-- > 0;) {
+        const kn_instr *in = &k->code[i];
+        if (!feeds[i] || in->op == KI_LOAD)
+            continue;
+        int ns = in->op == KI_STORE ? 1 : in->op == OP_RANDOM ? 0 : op_get(in->op)->nsrc;
+        for (int s = 0; s < ns && s < 3; s++)
+            feeds[in->src[s]] = 1;
+    }
     for (uint32_t a = 0; a < k->nargs; a++) {
         uint32_t b = args[a].buffer;
         const plan_buffer *bi = &p->buffers[b];
@@ -372,8 +390,8 @@ static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const 
             ok = o == a || args[o].buffer != b;
         for (uint32_t i = 0; i < k->ncode && ok; i++)
             if (k->code[i].op == KI_LOAD && k->code[i].arg == a)
-                ok = !memcmp(k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK, sv,
-                             (size_t)k->space.rank * sizeof *sv);
+                ok = feeds[i] && !memcmp(k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK, sv,
+                                         (size_t)k->space.rank * sizeof *sv);
         if (ok)
             return b;
     }

@@ -21,6 +21,10 @@ typedef struct fe_param {
     size_t bytes;
     bool trainable;
     bool buffer; /* state, never trained */
+    /* a low-rank adapter: loom_weight(w) = w + lora_scale * B A, where
+     * A = params[lora_a - 1] and B = params[lora_b - 1] (0: none) */
+    uint32_t lora_a, lora_b;
+    double lora_scale;
 } fe_param;
 
 typedef struct fe_input {

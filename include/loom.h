@@ -341,6 +341,267 @@ loom_t loom_cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels);
 loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target);
 
 /* ------------------------------------------------------------------ */
+/* Losses                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum loom_reduction {
+    LOOM_REDUCE_MEAN = 0,
+    LOOM_REDUCE_SUM,
+    LOOM_REDUCE_NONE, /* one loss per example */
+} loom_reduction;
+
+typedef struct loom_ce_options {
+    loom_reduction reduction;
+    bool use_ignore_index; /* labels equal to ignore_index add nothing ... */
+    int32_t ignore_index;  /* ... and the mean is over the other labels */
+    double label_smoothing;
+} loom_ce_options;
+
+/* Cross-entropy of logits [N, C] (log-sum-exp, stable) against i32
+ * labels [N]; o may be NULL (mean, nothing ignored). */
+loom_t loom_cross_entropy_ex(loom_ctx *ctx, loom_t logits, loom_t labels, const loom_ce_options *o);
+/* Binary cross-entropy of logits against targets in [0, 1] (same shape),
+ * computed as max(x, 0) - x y + log1p(exp(-|x|)). */
+loom_t loom_bce_with_logits(loom_ctx *ctx, loom_t logits, loom_t targets, loom_reduction r);
+loom_t loom_mse_ex(loom_ctx *ctx, loom_t pred, loom_t target, loom_reduction r);
+
+/* ------------------------------------------------------------------ */
+/* Modules (made of the ops above; parameters named like PyTorch's)   */
+/* ------------------------------------------------------------------ */
+
+/* Modules are small value structs of parameter handles. Their parameters
+ * are named "<prefix>.<name>" with PyTorch's names, shapes and layouts
+ * (a Linear's weight is [out, in]), so a PyTorch state dict saved as
+ * safetensors loads with loom_checkpoint_load as it is. Initialisation
+ * follows PyTorch's defaults. */
+
+typedef struct loom_linear {
+    loom_t weight; /* [out, in] */
+    loom_t bias;   /* [out], or null */
+} loom_linear;
+
+loom_code loom_linear_init(loom_ctx *ctx, loom_linear *m, const char *prefix, int64_t in, int64_t out,
+                           bool bias, loom_dtype dt);
+/* x [..., in] -> x W^T + b [..., out] */
+loom_t loom_linear_forward(loom_ctx *ctx, const loom_linear *m, loom_t x);
+
+typedef struct loom_embedding {
+    loom_t weight; /* [num, dim] */
+} loom_embedding;
+
+loom_code loom_embedding_init(loom_ctx *ctx, loom_embedding *m, const char *prefix, int64_t num, int64_t dim,
+                              loom_dtype dt);
+/* i32 ids [...] -> [..., dim] */
+loom_t loom_embedding_forward(loom_ctx *ctx, const loom_embedding *m, loom_t ids);
+
+typedef struct loom_layernorm {
+    loom_t weight, bias; /* [dim] */
+    double eps;
+} loom_layernorm;
+
+loom_code loom_layernorm_init(loom_ctx *ctx, loom_layernorm *m, const char *prefix, int64_t dim, double eps,
+                              loom_dtype dt);
+/* Normalises over the last axis. */
+loom_t loom_layernorm_forward(loom_ctx *ctx, const loom_layernorm *m, loom_t x);
+/* The same with explicit weight and bias (either may be null). */
+loom_t loom_layer_norm(loom_ctx *ctx, loom_t x, loom_t weight, loom_t bias, double eps);
+
+/* Inverted dropout: zeroes elements with probability p and scales the
+ * rest by 1 / (1 - p) when training; the identity otherwise. */
+loom_t loom_dropout(loom_ctx *ctx, loom_t x, double p, bool training);
+
+/* The weight a model should use for parameter w: w itself, or with a
+ * low-rank adapter attached, w + (alpha / rank) B A. The built-in modules
+ * call it; custom cells should too, so adapters reach them. */
+loom_t loom_weight(loom_ctx *ctx, loom_t w);
+
+/* ------------------------------------------------------------------ */
+/* Recurrent cells and layers                                         */
+/* ------------------------------------------------------------------ */
+
+/* One step of torch.nn.RNNCell: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh),
+ * act tanh or relu. Biases may be null. */
+loom_t loom_rnn_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t w_ih, loom_t w_hh, loom_t b_ih, loom_t b_hh,
+                     bool relu);
+
+/* The LSTM's weights (torch.nn.LSTM layout, gates in the order i, f, g,
+ * o): w_ih [4H, I], w_hh [4H, P], biases [4H] (may be null), the optional
+ * projection w_hr [P, H] (P = proj_size; null: P = H) and the optional
+ * peephole vectors w_ci, w_cf, w_co [H] (loom's extension, null: none). */
+typedef struct loom_lstm_weights {
+    loom_t w_ih, w_hh, b_ih, b_hh;
+    loom_t w_hr;
+    loom_t w_ci, w_cf, w_co;
+} loom_lstm_weights;
+
+/* One step of an LSTM: from x [B, I], h [B, P], c [B, H] to h' and c'. */
+loom_code loom_lstm_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t c, const loom_lstm_weights *w, loom_t *h_out,
+                         loom_t *c_out);
+
+/* One step of torch.nn.GRUCell (gates r, z, n; the reset gate multiplies
+ * the hidden projection after the matmul):
+ *   r = s(x W_ir^T + b_ir + h W_hr^T + b_hr), z likewise,
+ *   n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)), h' = (1 - z) n + z h. */
+loom_t loom_gru_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t w_ih, loom_t w_hh, loom_t b_ih, loom_t b_hh);
+
+typedef enum loom_rnn_mode {
+    LOOM_RNN_TANH = 0,
+    LOOM_RNN_RELU,
+    LOOM_LSTM,
+    LOOM_GRU,
+} loom_rnn_mode;
+
+/* torch.nn.RNN / LSTM / GRU. Zero values are PyTorch's defaults except
+ * num_layers (0 means 1) and no_bias (false: with biases). */
+typedef struct loom_rnn_config {
+    loom_rnn_mode mode;
+    int64_t input_size, hidden_size;
+    int num_layers;
+    bool no_bias;
+    bool batch_first;   /* input and output [B, T, ...] instead of [T, B, ...] */
+    double dropout;     /* on the outputs of every layer but the last, when training */
+    bool bidirectional;
+    int64_t proj_size;  /* LSTM only: project h to this size (0: none) */
+    bool peepholes;     /* LSTM only (loom's extension): weight_ci/cf/co_l{k} */
+    loom_dtype dtype;
+} loom_rnn_config;
+
+typedef struct loom_rnn loom_rnn;
+
+/* A stack of recurrent layers with parameters "<prefix>.weight_ih_l{k}",
+ * "weight_hh_l{k}", "bias_ih_l{k}", "bias_hh_l{k}", "weight_hr_l{k}", with
+ * "_reverse" for the backward direction, initialised U(-1/sqrt(H),
+ * 1/sqrt(H)) like PyTorch. NULL on error (recorded on ctx). */
+loom_rnn *loom_rnn_new(loom_ctx *ctx, const char *prefix, const loom_rnn_config *cfg);
+void loom_rnn_free(loom_rnn *m);
+const loom_rnn_config *loom_rnn_get_config(const loom_rnn *m);
+
+/* States, as PyTorch returns them: h [layers * directions, B, P] and, for
+ * the LSTM, c [layers * directions, B, H]. */
+typedef struct loom_rnn_state {
+    loom_t h, c;
+} loom_rnn_state;
+
+/* Runs the stack over input [T, B, I] (or [B, T, I] batch_first), the
+ * network unrolled over T steps on the tape (each step marked). init may
+ * be NULL (zeros) or hold null handles. lengths (i32 [B], optional) masks
+ * each example past its length: its state stops changing, its outputs are
+ * zero and send no gradient (packed-sequence semantics, both directions).
+ * Sets *output [T, B, D * P] (or batch-first) and, if final is not NULL,
+ * the last states. */
+loom_code loom_rnn_forward(loom_ctx *ctx, const loom_rnn *m, loom_t input, const loom_rnn_state *init,
+                           loom_t lengths, bool training, loom_t *output, loom_rnn_state *final);
+
+/* ------------------------------------------------------------------ */
+/* Fine-tuning                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Sets trainable for every parameter whose name starts with prefix ("" is
+ * all of them); returns how many matched, or -1 on error. */
+long loom_params_set_trainable(loom_ctx *ctx, const char *prefix, bool trainable);
+
+/* Attaches a low-rank adapter to the 2-D weight w [out, in]: parameters
+ * "<w>.lora_A" [rank, in] (Kaiming-uniform) and "<w>.lora_B" [out, rank]
+ * (zeros); w is frozen, and loom_weight(w) becomes w + (alpha / rank) B A. */
+loom_code loom_lora_add(loom_ctx *ctx, loom_t w, int rank, double alpha);
+/* Folds the adapter into w (w += (alpha / rank) B A, computed now) and
+ * detaches it; A and B are frozen and left in the context. */
+loom_code loom_lora_merge(loom_ctx *ctx, loom_t w);
+bool loom_lora_attached(loom_ctx *ctx, loom_t w);
+
+/* ------------------------------------------------------------------ */
+/* Optimizers                                                         */
+/* ------------------------------------------------------------------ */
+
+typedef enum loom_opt_kind {
+    LOOM_OPT_SGD = 0,
+    LOOM_OPT_ADAM,
+    LOOM_OPT_ADAMW,
+    LOOM_OPT_RMSPROP,
+} loom_opt_kind;
+
+typedef enum loom_schedule {
+    LOOM_SCHEDULE_CONSTANT = 0,
+    LOOM_SCHEDULE_STEP,   /* lr * gamma^(step / step_size) */
+    LOOM_SCHEDULE_COSINE, /* min_lr + (lr - min_lr) (1 + cos(pi step / total_steps)) / 2 */
+} loom_schedule;
+
+/* Zero fields take torch.optim's defaults (betas 0.9/0.999, eps 1e-8,
+ * RMSprop alpha 0.99 and eps 1e-8; AdamW weight decay 0.01 unless
+ * weight_decay is set, negative for none). */
+typedef struct loom_optim_config {
+    loom_opt_kind kind;
+    double lr;
+    double momentum;     /* SGD, RMSprop */
+    bool nesterov;       /* SGD */
+    double weight_decay; /* SGD, Adam, RMSprop: added to the gradient; AdamW: decoupled */
+    double beta1, beta2, eps;
+    double alpha;        /* RMSprop */
+    double clip_norm;    /* clip the global gradient norm to this (0: no clipping) */
+    loom_schedule schedule;
+    int64_t step_size;   /* STEP */
+    double gamma;        /* STEP */
+    int64_t total_steps; /* COSINE */
+    double min_lr;       /* COSINE */
+    int64_t warmup_steps; /* linear warm-up from 0 before any schedule */
+} loom_optim_config;
+
+typedef struct loom_optimizer loom_optimizer;
+
+/* An optimizer for the context's trainable parameters. Its state (moments,
+ * momentum) lives in buffers named "optim.<param>.<state>", so checkpoints
+ * carry it. NULL on error (recorded on ctx). */
+loom_optimizer *loom_optimizer_new(loom_ctx *ctx, const loom_optim_config *cfg);
+void loom_optimizer_free(loom_optimizer *o);
+
+/* Records on the current tape the gradient of loss, the clipping and the
+ * update of every trainable parameter (frozen ones get no gradient and no
+ * state). Once per tape. */
+loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss);
+/* One training step: feeds this step's learning rate (schedule, warm-up)
+ * and Adam's bias corrections, runs the tape for outputs (forward,
+ * backward and update in one compiled plan) and advances the step. */
+loom_code loom_optimizer_step(loom_ctx *ctx, loom_optimizer *o, int n, const loom_t *outputs);
+/* The global gradient norm before clipping, as a node of the current
+ * tape (after attach), for logging. */
+loom_t loom_optimizer_grad_norm(const loom_optimizer *o);
+int64_t loom_optimizer_steps(const loom_optimizer *o);
+loom_code loom_optimizer_set_steps(loom_optimizer *o, int64_t steps);
+/* The learning rate the next step will use. */
+double loom_optimizer_lr(const loom_optimizer *o);
+
+/* ------------------------------------------------------------------ */
+/* Checkpoints                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Checkpoints are safetensors files: 8-byte little-endian header length,
+ * a JSON header, raw little-endian tensors, every parameter and buffer by
+ * name (so optimizer state too). The header's "__metadata__" holds
+ * "format": "loom", "format_version", "step" (the optimizer's), "rng" (the
+ * context's seed and run counter), "config" (a JSON string of the caller's)
+ * and "checksum" (XXH3-64 of the data section). Writing is atomic (a
+ * temporary file, fsync, rename): a crash leaves the old file or the new
+ * one, never a torn one. */
+loom_code loom_checkpoint_save(loom_ctx *ctx, const char *path, const loom_optimizer *opt, const char *config_json);
+
+typedef enum loom_load_flags {
+    LOOM_LOAD_STRICT = 0,          /* every parameter in the file and in the context */
+    LOOM_LOAD_ALLOW_MISSING = 1,   /* parameters absent from the file keep their values */
+    LOOM_LOAD_ALLOW_UNEXPECTED = 2, /* tensors with no parameter of their name are skipped */
+} loom_load_flags;
+
+/* Loads every tensor of the file into the parameter of the same name,
+ * after checking every size, dtype, shape and the checksum (files without
+ * loom metadata, like PyTorch's, are read without one); restores the
+ * optimizer's step (opt may be NULL) and the random stream. Nothing is
+ * changed unless the whole file is good. */
+loom_code loom_checkpoint_load(loom_ctx *ctx, const char *path, loom_optimizer *opt, unsigned flags);
+
+/* The "config" metadata of a checkpoint, copied into buf (a terminating
+ * NUL included); LOOM_ERR_ARG when it does not fit. */
+loom_code loom_checkpoint_config(loom_ctx *ctx, const char *path, char *buf, size_t size);
+
+/* ------------------------------------------------------------------ */
 /* Autograd                                                           */
 /* ------------------------------------------------------------------ */
 
