@@ -138,6 +138,12 @@ static ir_id simplify(const ir_graph *from, ir_graph *to, ir_id n, const ir_id *
         if (is_const(to, s[0], &a))
             return a != 0 ? s[1] : s[2];
         break;
+    case OP_MATMUL:
+        /* a zero operand (an RNN's first step from a zero state) makes a
+         * zero product; like most compilers this takes 0 * inf as 0 */
+        if (is_const_eq(to, s[0], 0) || is_const_eq(to, s[1], 0))
+            return op_const(to, dt, shape, 0.0);
+        break;
     case OP_RESHAPE:
     case OP_EXPAND:
     case OP_PERMUTE:

@@ -17,6 +17,8 @@
 
 #include "loom.h"
 
+#define TU_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 /* |a - b| <= tol * max(1, |a|, |b|) elementwise, with a message naming the
  * first element that is off. */
 void tu_assert_close(const double *got, const double *want, size_t n, double tol, const char *what);
