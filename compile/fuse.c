@@ -67,8 +67,11 @@ static void set_view(fz *f, ir_id n, uint32_t buf, int64_t off, const int64_t *s
 static uint32_t new_buffer(fz *f, pb_kind kind, uint32_t ext, uint64_t bytes, ir_id node)
 {
     plan *p = f->p;
-    if (!LM_GROW(&f->mem, p->buffers, p->buffers_cap, p->nbuffers + 1))
+    if (!LM_GROW(&f->mem, p->buffers, p->buffers_cap, p->nbuffers + 1) ||
+        !LM_GROW(&f->mem, f->born, f->born_cap, p->nbuffers + 1))
         return UINT32_MAX;
+    /* an arena buffer is written by the next call made (its producer's) */
+    f->born[p->nbuffers] = kind == PB_ARENA ? (uint32_t)p->ncalls : 0;
     p->buffers[p->nbuffers] = (plan_buffer){ .kind = kind, .ext = ext, .bytes = bytes, .node = node };
     return (uint32_t)p->nbuffers++;
 }
@@ -715,7 +718,9 @@ static bool gemm_epilogue(fz *f, ir_id n)
         loom_shape ns = ir_shapev(g, n);
         view bv = f->views[f->vid[o]];
         const kernel *kr = &p->kernels[p->calls[cr].kernel];
-        if (!bias_layout(&ns, &bv) || kr->gemm.bias || kr->gemm.act != 0)
+        /* the GEMM runs where it was scheduled: its bias must exist by
+         * then (a computed bias may come from a later kernel) */
+        if (!bias_layout(&ns, &bv) || kr->gemm.bias || kr->gemm.act != 0 || f->born[bv.buf] >= cr)
             return false;
         kn_gemm s = kr->gemm;
         s.bias = true;

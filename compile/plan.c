@@ -573,6 +573,7 @@ static void fz_free(fz *f)
     lm_free(m, f->instr_of, f->n * sizeof *f->instr_of);
     lm_free(m, f->mark, f->n * sizeof *f->mark);
     lm_free(m, f->gcall, f->n * sizeof *f->gcall);
+    lm_free(m, f->born, f->born_cap * sizeof *f->born);
     lm_free(m, f->views, f->views_cap * sizeof *f->views);
     lm_free(m, f->groups, f->groups_cap * sizeof *f->groups);
     lm_free(m, f->ktab, f->ktab_cap * sizeof *f->ktab);

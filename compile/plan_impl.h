@@ -63,6 +63,8 @@ typedef struct fz {
     group *groups;     /* [0] unused */
     size_t ngroups, groups_cap;
     uint32_t status;   /* the index-error word's buffer, UINT32_MAX until needed */
+    uint32_t *born;    /* per buffer: the call that first writes it (0 for external memory) */
+    size_t born_cap;
     kbuild kb;
     /* kernels of the plan by hash, for sharing */
     uint32_t *ktab;

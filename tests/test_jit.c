@@ -546,6 +546,29 @@ static void test_jit_gemm_epilogues_fuse_and_match(void **state)
                 fail_msg("output %d element %d: jit %g, reference %g", i, j, out[1][i][j], out[0][i][j]);
 }
 
+/* A bias that is itself computed (cast, scaled) is made by a kernel that
+ * runs after the matmul's: it must not be folded into that GEMM. */
+static void test_jit_gemm_computed_bias_is_not_folded_early(void **state)
+{
+    (void)state;
+    double got[2][8];
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .backend = k ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT });
+        loom_t w = loom_param(ctx, "w", LOOM_F64, LOOM_SHAPE(3, 2));
+        loom_t b = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(2));
+        double wv[6] = { .3, -.2, -.4, .1, .2, .5 }, xv[12] = { .5, -1, .25, -.75, .5, 1, 0, 1, -1, 2, 0, .5 };
+        float bv[2] = { .1f, -.3f };
+        loom_param_set(ctx, w, wv, sizeof wv);
+        loom_param_set(ctx, b, bv, sizeof bv);
+        loom_t x = loom_tensor(ctx, LOOM_F64, LOOM_SHAPE(4, 3), xv);
+        loom_t y = loom_add(ctx, loom_matmul(ctx, x, w), loom_muls(ctx, loom_cast(ctx, b, LOOM_F64), 2.0));
+        assert_int_equal(loom_run(ctx, 1, &y), LOOM_OK);
+        assert_int_equal(loom_read(ctx, y, got[k], sizeof got[k]), LOOM_OK);
+        loom_ctx_free(ctx);
+    }
+    tu_assert_close(got[0], got[1], 8, 1e-15, "matmul plus a computed bias");
+}
+
 /* A training plan says which buffers are inputs, parameters, outputs,
  * gradients and new parameter values, and prints them. */
 static void test_jit_plan_records_buffer_roles(void **state)
@@ -613,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
         cmocka_unit_test(test_jit_threads_do_not_change_results),
         cmocka_unit_test(test_jit_gemm_epilogues_fuse_and_match),
+        cmocka_unit_test(test_jit_gemm_computed_bias_is_not_folded_early),
         cmocka_unit_test(test_jit_plan_records_buffer_roles),
         cmocka_unit_test(test_jit_index_error_fails_the_run),
     };
