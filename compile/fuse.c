@@ -720,7 +720,8 @@ static bool gemm_epilogue(fz *f, ir_id n)
         const kernel *kr = &p->kernels[p->calls[cr].kernel];
         /* the GEMM runs where it was scheduled: its bias must exist by
          * then (a computed bias may come from a later kernel) */
-        if (!bias_layout(&ns, &bv) || kr->gemm.bias || kr->gemm.act != 0 || f->born[bv.buf] >= cr)
+        if (!bias_layout(&ns, &bv) || kr->gemm.bias || kr->gemm.act != 0 ||
+            (p->buffers[bv.buf].kind == PB_ARENA && f->born[bv.buf] >= cr))
             return false;
         kn_gemm s = kr->gemm;
         s.bias = true;
