@@ -338,13 +338,14 @@ static bool arena_give(arena_alloc *a, uint64_t off, uint64_t size)
 }
 
 /* In-place: a map kernel may write an output over an input that dies at
- * this call when the two have one size, the input is read only through
- * the very view the output is written through, and every read of it
- * feeds the value stored. Element i is then read before it is written
- * and by nothing else, and the data dependence keeps that order even
- * though kernels promise LLVM their pointers never alias (a read that did
- * not feed the store could legally be moved after it). Returns the donor
- * buffer for `out`, or UINT32_MAX. */
+ * this call when the two have one size and dtype and the input is read
+ * only through the very view the output is written through. The call
+ * then runs a variant of its kernel that stores into the input's own
+ * argument (inplace_variant): one pointer, so LLVM keeps every read of an
+ * element before its write. (Two arguments pointing at the same memory
+ * would break the kernels' noalias promise, and LLVM does exploit it.)
+ * Returns the donor's argument index for output argument out_arg, or
+ * UINT32_MAX. */
 static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const uint32_t *first,
                               const uint32_t *last, const uint8_t *donated)
 {
@@ -355,47 +356,95 @@ static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const 
     const plan_arg *args = p->args + call->arg;
     const plan_buffer *bo = &p->buffers[args[out_arg].buffer];
     const int64_t *sv = NULL;
-    uint32_t value = 0;
     for (uint32_t i = 0; i < k->ncode; i++)
         if (k->code[i].op == KI_STORE && k->code[i].arg == out_arg) {
             if (sv) /* stored twice: keep it simple */
                 return UINT32_MAX;
             sv = k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK;
-            value = k->code[i].src[0];
         }
-    if (!sv || args[out_arg].offset != 0 || k->ncode > 4096)
+    if (!sv || args[out_arg].offset != 0)
         return UINT32_MAX;
-    /* the instructions the stored value depends on (operands come before
-     * their users, so one backward sweep marks them) */
-    uint8_t feeds[4096];
-    memset(feeds, 0, k->ncode);
-    feeds[value] = 1;
-    for (uint32_t i = value + 1; i-- > 0;) {
-        const kn_instr *in = &k->code[i];
-        if (!feeds[i] || in->op == KI_LOAD)
-            continue;
-        int ns = in->op == KI_STORE ? 1 : in->op == OP_RANDOM ? 0 : op_get(in->op)->nsrc;
-        for (int s = 0; s < ns && s < 3; s++)
-            feeds[in->src[s]] = 1;
-    }
     for (uint32_t a = 0; a < k->nargs; a++) {
         uint32_t b = args[a].buffer;
         const plan_buffer *bi = &p->buffers[b];
         if (a == out_arg || bi->kind != PB_ARENA || donated[b] || last[b] != ci || first[b] >= ci ||
-            bi->bytes != bo->bytes || args[a].offset != 0 ||
-            loom_dtype_size((loom_dtype)k->arg_dtype[a]) != loom_dtype_size((loom_dtype)k->arg_dtype[out_arg]))
+            bi->bytes != bo->bytes || args[a].offset != 0 || k->arg_dtype[a] != k->arg_dtype[out_arg])
             continue;
         bool ok = true;
         for (uint32_t o = 0; o < k->nargs && ok; o++) /* no second window on it */
             ok = o == a || args[o].buffer != b;
-        for (uint32_t i = 0; i < k->ncode && ok; i++)
-            if (k->code[i].op == KI_LOAD && k->code[i].arg == a)
-                ok = feeds[i] && !memcmp(k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK, sv,
-                                         (size_t)k->space.rank * sizeof *sv);
+        for (uint32_t i = 0; i < k->ncode && ok; i++) {
+            const kn_instr *in = &k->code[i];
+            if (in->op == KI_STORE && in->arg == a)
+                ok = false; /* it is written too */
+            if (in->op == KI_LOAD && in->arg == a)
+                ok = !memcmp(k->strides + (size_t)in->view * LOOM_MAX_RANK, sv, (size_t)k->space.rank * sizeof *sv);
+        }
         if (ok)
-            return b;
+            return a;
     }
     return UINT32_MAX;
+}
+
+/* The kernel that is kernel ki with its stores to argument oa going to
+ * argument da instead, and oa gone (shared with an equal kernel); -1 on
+ * NOMEM. */
+static long inplace_variant(plan *p, lm_mem *mem, uint32_t ki, uint32_t oa, uint32_t da)
+{
+    kernel v = p->kernels[ki];
+    const kernel *k = &p->kernels[ki];
+    v.nargs = k->nargs - 1;
+    v.arg_dtype = lm_alloc(mem, one_plus(v.nargs));
+    v.code = lm_alloc(mem, one_plus(v.ncode) * sizeof *v.code);
+    v.strides = lm_alloc(mem, one_plus(v.nviews) * LOOM_MAX_RANK * sizeof *v.strides);
+    if (!v.arg_dtype || !v.code || !v.strides) {
+        kernel_free_arrays(mem, &v);
+        return -1;
+    }
+    for (uint32_t a = 0, j = 0; a < k->nargs; a++)
+        if (a != oa)
+            v.arg_dtype[j++] = k->arg_dtype[a];
+    memcpy(v.code, k->code, (size_t)v.ncode * sizeof *v.code);
+    memcpy(v.strides, k->strides, (size_t)v.nviews * LOOM_MAX_RANK * sizeof *v.strides);
+    for (uint32_t i = 0; i < v.ncode; i++) {
+        kn_instr *in = &v.code[i];
+        if (in->op != KI_LOAD && in->op != KI_STORE && in->op != OP_RANDOM)
+            continue;
+        uint32_t a = in->arg == oa ? da : in->arg;
+        in->arg = a > oa ? a - 1 : a;
+    }
+    hash_kernel(&v);
+    v.cost = kernel_cost(&v);
+    for (size_t i = 0; i < p->nkernels; i++)
+        if (p->kernels[i].hash[0] == v.hash[0] && p->kernels[i].hash[1] == v.hash[1]) {
+            kernel_free_arrays(mem, &v);
+            return (long)i;
+        }
+    if (!LM_GROW(mem, p->kernels, p->kernels_cap, p->nkernels + 1)) {
+        kernel_free_arrays(mem, &v);
+        return -1;
+    }
+    p->kernels[p->nkernels] = v;
+    return (long)p->nkernels++;
+}
+
+/* Points call ci at the in-place variant (output argument oa written
+ * through donor argument da). */
+static bool go_inplace(plan *p, lm_mem *mem, size_t ci, uint32_t oa, uint32_t da)
+{
+    plan_call *call = &p->calls[ci];
+    uint32_t nargs = p->kernels[call->kernel].nargs;
+    long kv = inplace_variant(p, mem, call->kernel, oa, da);
+    if (kv < 0 || !LM_GROW(mem, p->args, p->args_cap, p->nargs + nargs))
+        return false;
+    call = &p->calls[ci];
+    uint32_t first_arg = (uint32_t)p->nargs;
+    for (uint32_t a = 0; a < nargs; a++)
+        if (a != oa)
+            p->args[p->nargs++] = p->args[call->arg + a];
+    call->kernel = (uint32_t)kv;
+    call->arg = first_arg;
+    return true;
 }
 
 /* Liveness over the schedule (a buffer lives from the first call that
@@ -484,8 +533,17 @@ static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
             if (ci < nc) {
                 const plan_call *call = &p->calls[ci];
                 for (uint32_t ai = 0; ai < p->kernels[call->kernel].nargs && donor == UINT32_MAX; ai++)
-                    if (p->args[call->arg + ai].buffer == b)
-                        donor = inplace_donor(p, ci, ai, first, last, donated);
+                    if (p->args[call->arg + ai].buffer == b) {
+                        uint32_t da = inplace_donor(p, ci, ai, first, last, donated);
+                        if (da == UINT32_MAX)
+                            continue;
+                        donor = p->args[call->arg + da].buffer;
+                        if (!go_inplace(p, mem, ci, ai, da)) {
+                            c = err->code;
+                            donor = UINT32_MAX;
+                        }
+                        pb = &p->buffers[b];
+                    }
             }
             if (donor != UINT32_MAX) {
                 donated[donor] = 1;
@@ -645,7 +703,9 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
     f.groups[0] = (group){ 0 };
     if (fz_run(&f, roots, nroots) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
-    if (plan_memory(p, &mem, err, f.status) != LOOM_OK)
+    /* in-place placement may switch calls to kernel variants: drop the
+     * kernels that leaves unused */
+    if (plan_memory(p, &mem, err, f.status) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     fz_free(&f);
     ir_graph_free(g2);
