@@ -679,6 +679,22 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     ir_graph_free(g1);
     g1 = NULL;
+    if (!(o && o->no_batch)) {
+        /* time-batching, then simplification again (the batched graph
+         * has new slices and reshapes to fold) */
+        ir_graph *g3 = ir_graph_new(mem, err, src->ops);
+        if (!g3 || pass_batch(g2, g3, roots, nroots) != LOOM_OK || (verify && ir_verify(g3) != LOOM_OK)) {
+            ir_graph_free(g3);
+            goto fail;
+        }
+        ir_graph_free(g2);
+        g2 = ir_graph_new(mem, err, src->ops);
+        if (!g2 || pass_simplify(g3, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK)) {
+            ir_graph_free(g3);
+            goto fail;
+        }
+        ir_graph_free(g3);
+    }
 
     f.g = g2;
     f.p = p;

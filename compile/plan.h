@@ -161,6 +161,7 @@ typedef struct plan {
  * their parameters). The plan owns its arrays; free with plan_free. */
 typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
+    bool no_batch;    /* skip time-batching */
     int max_fuse;     /* instructions per map kernel at most (0: default) */
 } compile_opts;
 
@@ -181,5 +182,9 @@ void plan_print(const plan *p, FILE *out);
  * reach, rewriting roots[] to the new ids. Linear in nodes. */
 loom_code pass_dce(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
 loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+/* Time-batching (batch.c): matmuls sharing an operand, and sums of
+ * matmuls of one structure, whose operands do not depend on them, become
+ * one GEMM over the stacked operands. */
+loom_code pass_batch(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
 
 #endif /* LOOM_COMPILE_PLAN_H */

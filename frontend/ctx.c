@@ -49,7 +49,10 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
         ctx->backend = LOOM_BACKEND_JIT;
     ctx->threads = o.threads > 0 && o.threads <= 1024 ? o.threads : rt_default_threads();
     env = getenv("LOOM_VERBOSE");
-    ctx->verbose = env && *env && strcmp(env, "0") != 0;
+    /* LOOM_VERBOSE=1: a line per plan; 2: the plan itself */
+    ctx->verbose = env && *env ? (atoi(env) > 1 ? 2 : strcmp(env, "0") != 0) : 0;
+    env = getenv("LOOM_BATCH");
+    ctx->no_batch = env && !strcmp(env, "0");
     lm_rng_seed(&ctx->host_rng, ctx->seed);
     if (!tape_new(ctx)) {
         lm_free(&mem, ctx, sizeof *ctx);

@@ -66,7 +66,8 @@ struct loom_ctx {
     /* compiling and running */
     loom_backend backend;
     int threads;
-    bool verbose;
+    int verbose;  
+    bool no_batch;   /* LOOM_BATCH=0: skip time-batching (for comparisons) */
     jit *jit;       /* made at the first JIT run */
     rt_pool *pool;
     struct fe_plan *plans; /* the plan cache, by structural key */

@@ -56,7 +56,8 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
 #else
                               true
 #endif
-    };
+                          ,
+                          .no_batch = ctx->no_batch };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
         return NULL;
@@ -89,6 +90,8 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                 ir_count(ctx->g), p->nkernels, (unsigned long long)(js->compiled - compiled0),
                 (unsigned long long)(js->hits - hits0), p->ncalls, (double)p->arena_bytes / 1024.0,
                 (unsigned long long)p->inplace, t1 - t0, js->compile_ms - ms0);
+    if (ctx->verbose > 1)
+        plan_print(p, stderr);
     return fp;
 }
 

@@ -4,6 +4,15 @@
 #include "exec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
 
 /* Below this much work (elements times instructions, or flops) a call
  * is not worth waking other threads for. */
@@ -11,6 +20,9 @@ static const double PARALLEL_COST = 1.5e5;
 
 struct rt_exec {
     lm_mem mem;
+    double *prof_ms;    /* [p->nkernels] time per kernel when LOOM_PROFILE is set */
+    uint64_t *prof_calls;
+    uint64_t prof_runs;
     lm_err *err;
     const plan *p;
     rt_kernel *kernels; /* [p->nkernels] */
@@ -52,7 +64,56 @@ rt_exec *rt_exec_new(lm_mem mem, lm_err *err, const plan *p, const rt_kernel *ke
     for (size_t b = 0; b < p->nbuffers; b++)
         if (p->buffers[b].kind == PB_ARENA)
             x->bufptr[b] = x->arena + p->buffers[b].offset;
+    const char *prof = getenv("LOOM_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0) {
+        x->prof_ms = lm_zalloc(&mem, (p->nkernels + 1) * sizeof *x->prof_ms);
+        x->prof_calls = lm_zalloc(&mem, (p->nkernels + 1) * sizeof *x->prof_calls);
+    }
     return x;
+}
+
+/* LOOM_PROFILE: where a plan's time went, per kernel kind and the top
+ * kernels, averaged over its runs. */
+static void profile_report(rt_exec *x)
+{
+    const plan *p = x->p;
+    if (!x->prof_ms || !x->prof_runs)
+        return;
+    static const char *const kinds[] = { "map", "reduce", "gemm", "gather", "scatter" };
+    double by_kind[KN_KIND_COUNT] = { 0 }, total = 0;
+    for (size_t i = 0; i < p->nkernels; i++) {
+        by_kind[p->kernels[i].kind] += x->prof_ms[i];
+        total += x->prof_ms[i];
+    }
+    double runs = (double)x->prof_runs;
+    fprintf(stderr, "loom profile: %zu calls, %.2f ms a run over %llu runs:", p->ncalls, total / runs,
+            (unsigned long long)x->prof_runs);
+    for (int k = 0; k < KN_KIND_COUNT; k++)
+        if (by_kind[k] > 0)
+            fprintf(stderr, " %s %.2f", kinds[k], by_kind[k] / runs);
+    fprintf(stderr, "\n");
+    for (int top = 0; top < 12; top++) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < p->nkernels; i++)
+            if (x->prof_ms[i] > 0 && (best == SIZE_MAX || x->prof_ms[i] > x->prof_ms[best]))
+                best = i;
+        if (best == SIZE_MAX)
+            break;
+        const kernel *k = &p->kernels[best];
+        char desc[96] = "";
+        if (k->kind == KN_GEMM)
+            snprintf(desc, sizeof desc, "%lldx[%lld,%lld,%lld]%s%s%s", (long long)k->gemm.batch, (long long)k->gemm.m,
+                     (long long)k->gemm.n, (long long)k->gemm.k, k->gemm.ta ? " aT" : "", k->gemm.tb ? " bT" : "",
+                     k->gemm.accumulate ? " acc" : "");
+        else
+            snprintf(desc, sizeof desc, "%u ops over %lld elements", k->ncode, (long long)loom_shape_numel(k->space));
+        fprintf(stderr, "  k%-4zu %-7s %7.2f ms %5llu calls  %s\n", best, kinds[k->kind], x->prof_ms[best] / runs,
+                (unsigned long long)(x->prof_calls[best] / x->prof_runs), desc);
+        x->prof_ms[best] = -x->prof_ms[best]; /* taken */
+    }
+    for (size_t i = 0; i < p->nkernels; i++)
+        if (x->prof_ms[i] < 0)
+            x->prof_ms[i] = -x->prof_ms[i];
 }
 
 void rt_exec_free(rt_exec *x)
@@ -61,6 +122,9 @@ void rt_exec_free(rt_exec *x)
         return;
     lm_mem m = x->mem;
     const plan *p = x->p;
+    profile_report(x);
+    lm_free(&m, x->prof_ms, (p->nkernels + 1) * sizeof *x->prof_ms);
+    lm_free(&m, x->prof_calls, (p->nkernels + 1) * sizeof *x->prof_calls);
     lm_free(&m, x->kernels, (p->nkernels + 1) * sizeof *x->kernels);
     lm_free(&m, x->bufptr, (p->nbuffers + 1) * sizeof *x->bufptr);
     lm_free(&m, x->argptr, (p->nargs + 1) * sizeof *x->argptr);
@@ -115,8 +179,15 @@ loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
         task t = { .fn = k->fn, .bufs = x->argptr + call->arg, .scratch = x->scratch,
                    .scratch_each = x->scratch_each };
         int use = p->kernels[call->kernel].cost >= PARALLEL_COST ? threads : 1;
+        double t0 = x->prof_ms ? now_ms() : 0;
         rt_pool_run(pool, k->work, use, run_task, &t);
+        if (x->prof_ms) {
+            x->prof_ms[call->kernel] += now_ms() - t0;
+            x->prof_calls[call->kernel]++;
+        }
     }
+    if (x->prof_ms)
+        x->prof_runs++;
     if (status && status[0])
         return lm_fail(x->err, LOOM_ERR_INDEX, "%s: index %d out of range [0, %d) at position %d",
                        status[3] == OP_SCATTER_ADD ? "scatter_add" : "gather", status[1], status[2], status[0] - 1);

@@ -626,6 +626,172 @@ static void test_jit_index_error_fails_the_run(void **state)
     loom_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------ */
+/* Time-batching                                                      */
+/* ------------------------------------------------------------------ */
+
+enum { BT = 12, BB = 4, BI = 8, BH = 16 };
+
+/* An Elman RNN over x [T, B, I] cut into steps, every step's output in
+ * the loss; the gradients of W, U and x. batch = 0 turns batching off. */
+typedef struct elman_run {
+    float loss, dw[BI * BH], du[BH * BH], dx[BT * BB * BI];
+    size_t gemm_calls, big_gemms, fills;
+} elman_run;
+
+static void run_elman(loom_backend backend, bool batch, elman_run *r)
+{
+    if (!batch)
+        setenv("LOOM_BATCH", "0", 1);
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 6, .backend = backend });
+    unsetenv("LOOM_BATCH");
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(BI, BH)), u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(BH, BH));
+    loom_param_init_normal(ctx, w, 0, 0.4);
+    loom_param_init_normal(ctx, u, 0, 0.3);
+    float xs[BT * BB * BI];
+    for (int i = 0; i < BT * BB * BI; i++)
+        xs[i] = (float)sin(0.7 * i);
+    loom_t x = loom_param(ctx, "x", LOOM_F32, LOOM_SHAPE(BT, BB, BI));
+    loom_param_set(ctx, x, xs, sizeof xs);
+    loom_t h = loom_full(ctx, LOOM_F32, LOOM_SHAPE(BB, BH), 0), loss = loom_scalar(ctx, LOOM_F32, 0);
+    for (int t = 0; t < BT; t++) {
+        loom_step_begin(ctx, t);
+        loom_t xt = loom_reshape(ctx, loom_slice(ctx, x, 0, t, t + 1, 1), LOOM_SHAPE(BB, BI));
+        h = loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, xt, w), loom_matmul(ctx, h, u)));
+        loss = loom_add(ctx, loss, loom_mean_all(ctx, loom_mul(ctx, h, h)));
+        loom_step_end(ctx);
+    }
+    loom_backward(ctx, loss);
+    loom_t outs[4] = { loss, loom_grad(ctx, w), loom_grad(ctx, u), loom_grad(ctx, x) };
+    assert_int_equal(loom_run(ctx, 4, outs), LOOM_OK);
+    assert_int_equal(loom_read(ctx, outs[0], &r->loss, sizeof r->loss), LOOM_OK);
+    assert_int_equal(loom_read(ctx, outs[1], r->dw, sizeof r->dw), LOOM_OK);
+    assert_int_equal(loom_read(ctx, outs[2], r->du, sizeof r->du), LOOM_OK);
+    assert_int_equal(loom_read(ctx, outs[3], r->dx, sizeof r->dx), LOOM_OK);
+    r->gemm_calls = r->big_gemms = r->fills = 0;
+    if (backend == LOOM_BACKEND_JIT) {
+        const plan *p = ctx->plans[0].plan;
+        for (size_t c = 0; c < p->ncalls; c++) {
+            const kernel *k = &p->kernels[p->calls[c].kernel];
+            if (k->kind == KN_GEMM) {
+                r->gemm_calls++;
+                /* a product over many steps' rows (or its contraction) */
+                r->big_gemms += k->gemm.m > BB * 2 || k->gemm.k > BH * 2;
+            }
+            /* a full-size zero fill of x's gradient (a step's pad) */
+            r->fills += k->kind == KN_MAP && k->ncode == 2 && k->code[0].op == OP_CONST &&
+                        loom_shape_numel(k->space) == BT * BB * BI;
+        }
+    }
+    loom_ctx_free(ctx);
+}
+
+static void assert_close(const float *got, const float *want, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= 2e-5 * fmax(1, fabs(want[i]))))
+            fail_msg("%s[%d]: %.8g, reference %.8g", what, i, got[i], want[i]);
+}
+
+/* The input projections x_t W of all steps run as one GEMM, and so do
+ * the backward dx_t = dz_t W^T and the weight gradients sum_t x_t^T dz_t
+ * and sum_t h_{t-1}^T dz_t; the recurrent h U stays one GEMM per step.
+ * x's gradient is one buffer, not T padded copies summed. The values are
+ * the reference's, batched or not. */
+static void test_jit_time_batching_matches_reference(void **state)
+{
+    (void)state;
+    static elman_run ref, on, off;
+    run_elman(LOOM_BACKEND_REFERENCE, true, &ref);
+    run_elman(LOOM_BACKEND_JIT, true, &on);
+    run_elman(LOOM_BACKEND_JIT, false, &off);
+    const elman_run *runs[2] = { &on, &off };
+    for (int k = 0; k < 2; k++) {
+        assert_close(&runs[k]->loss, &ref.loss, 1, "loss");
+        assert_close(runs[k]->dw, ref.dw, BI * BH, "dW");
+        assert_close(runs[k]->du, ref.du, BH * BH, "dU");
+        assert_close(runs[k]->dx, ref.dx, BT * BB * BI, "dx");
+    }
+    print_message("T=%d: %zu GEMM calls batched (%zu over many steps), %zu not\n", BT, on.gemm_calls, on.big_gemms,
+                  off.gemm_calls);
+    /* forward: 1 batched x W + (T - 1) h U (h_0 = 0 folds away);
+     * backward: (T - 1) dz U^T, batched dx, dW, dU */
+    assert_int_equal(on.gemm_calls, 2 * (BT - 1) + 4);
+    assert_int_equal(on.big_gemms, 4);
+    assert_int_equal(on.fills, 0);
+    assert_true(off.gemm_calls > on.gemm_calls + BT);
+}
+
+/* h_{t+1} = tanh(h_t W): every product needs the one before, so none of
+ * the forward or backward chain batches; only W's gradient, a sum over
+ * steps of products that do not depend on each other, does. */
+static void test_jit_time_batching_leaves_recurrence_alone(void **state)
+{
+    (void)state;
+    float got[2][BH * BH + 1];
+    size_t gemms = 0;
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 9, .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE });
+        loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(BH, BH));
+        loom_param_init_normal(ctx, w, 0, 0.3);
+        float hs[BB * BH];
+        for (int i = 0; i < BB * BH; i++)
+            hs[i] = (float)cos(i);
+        loom_t h = loom_tensor(ctx, LOOM_F32, LOOM_SHAPE(BB, BH), hs);
+        for (int t = 0; t < BT; t++) {
+            loom_step_begin(ctx, t);
+            h = loom_tanh(ctx, loom_matmul(ctx, h, w));
+            loom_step_end(ctx);
+        }
+        loom_t loss = loom_sum_all(ctx, loom_mul(ctx, h, h));
+        loom_backward(ctx, loss);
+        loom_t outs[2] = { loss, loom_grad(ctx, w) };
+        assert_int_equal(loom_run(ctx, 2, outs), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[0], &got[k][BH * BH], sizeof(float)), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[1], got[k], BH * BH * sizeof(float)), LOOM_OK);
+        if (k) {
+            const plan *p = ctx->plans[0].plan;
+            for (size_t c = 0; c < p->ncalls; c++)
+                gemms += p->kernels[p->calls[c].kernel].kind == KN_GEMM;
+        }
+        loom_ctx_free(ctx);
+    }
+    assert_close(got[1], got[0], BH * BH + 1, "dW and loss");
+    /* T forward, T - 1 backward through h (h_0 is a constant), 1 dW */
+    assert_int_equal(gemms, 2 * BT);
+}
+
+/* Gradients of slices: disjoint ones (with a gap between them) become a
+ * concatenation with zeros; overlapping ones must still add up. */
+static void test_jit_slice_gradients_concatenate(void **state)
+{
+    (void)state;
+    float got[2][2][10 * 3];
+    for (int k = 0; k < 2; k++) {
+        for (int overlap = 0; overlap < 2; overlap++) {
+            loom_ctx *ctx = loom_ctx_new(&(loom_options){ .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE });
+            loom_t x = loom_param(ctx, "x", LOOM_F32, LOOM_SHAPE(10, 3));
+            loom_param_init_normal(ctx, x, 0, 1);
+            loom_t a = loom_slice(ctx, x, 0, 0, 3, 1), b = loom_slice(ctx, x, 0, overlap ? 2 : 4, overlap ? 6 : 8, 1);
+            loom_t c = loom_slice(ctx, x, 0, 9, 10, 1);
+            loom_t loss = loom_add(ctx, loom_add(ctx, loom_sum_all(ctx, loom_mul(ctx, a, a)), loom_sum_all(ctx, loom_muls(ctx, b, 3))),
+                                   loom_sum_all(ctx, loom_exp(ctx, c)));
+            loom_backward(ctx, loss);
+            loom_t dx = loom_grad(ctx, x);
+            assert_int_equal(loom_run(ctx, 1, &dx), LOOM_OK);
+            assert_int_equal(loom_read(ctx, dx, got[k][overlap], sizeof got[k][overlap]), LOOM_OK);
+            loom_ctx_free(ctx);
+        }
+    }
+    assert_close(got[1][0], got[0][0], 30, "disjoint");
+    assert_close(got[1][1], got[0][1], 30, "overlapping");
+    /* rows 3 and 8 get no gradient when the slices are disjoint */
+    for (int j = 0; j < 3; j++) {
+        assert_true(got[1][0][3 * 3 + j] == 0.0f);
+        assert_true(got[1][0][8 * 3 + j] == 0.0f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +805,9 @@ int main(void)
         cmocka_unit_test(test_jit_gemm_computed_bias_is_not_folded_early),
         cmocka_unit_test(test_jit_plan_records_buffer_roles),
         cmocka_unit_test(test_jit_index_error_fails_the_run),
+        cmocka_unit_test(test_jit_time_batching_matches_reference),
+        cmocka_unit_test(test_jit_time_batching_leaves_recurrence_alone),
+        cmocka_unit_test(test_jit_slice_gradients_concatenate),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }
