@@ -47,7 +47,7 @@ typedef struct cand {
     int kind;      /* 0: shared operand, 1: sum of products */
     uint32_t wpos; /* shared operand: which operand is shared (0 or 1) */
     ir_id root;    /* sum of products: the add tree's root */
-    size_t off;    /* members: cm[off .. off + n), in id order */
+    size_t off;    /* members: cm[off .. off + n), in time order */
     uint32_t n;
     bool dead;     /* found dependent on itself */
     bool used;     /* a group was made of it */
@@ -58,7 +58,7 @@ typedef struct bgroup {
     uint32_t wpos;
     ir_id root;
     uint32_t cand;
-    ir_id first, last; /* members, a chain through bnext in id order */
+    ir_id first, last; /* members, a chain through bnext in time order */
     uint32_t n;
     bool valid;
     ir_id built; /* the batched matmul in the new graph */
@@ -110,10 +110,21 @@ static bool same_structure(const ir_graph *g, ir_id a, ir_id b)
            loom_shape_equal(ir_shapev(g, ir_src(g, a, 1)), ir_shapev(g, ir_src(g, b, 1)));
 }
 
-static int cmp_id(const void *a, const void *b)
+/* Members in time order: by step mark, then id. A backward pass records
+ * its steps last to first; every group listing them in time order lets
+ * the stacked operands of different groups share one layout (and the
+ * memory planner lay them out once, without copies). */
+typedef struct tkey {
+    int64_t step;
+    ir_id id;
+} tkey;
+
+static int cmp_tkey(const void *a, const void *b)
 {
-    ir_id x = *(const ir_id *)a, y = *(const ir_id *)b;
-    return (x > y) - (x < y);
+    const tkey *x = a, *y = b;
+    if (x->step != y->step)
+        return x->step < y->step ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Appends a candidate of the n members at ms (any order) if they span
@@ -130,8 +141,15 @@ static bool add_cand(batcher *b, int kind, uint32_t wpos, ir_id root, ir_id *ms,
     if (!LM_GROW(&b->mem, b->cands, b->cands_cap, b->ncands + 1) ||
         !LM_GROW(&b->mem, b->cm, b->cm_cap, b->ncm + n))
         return false;
-    qsort(ms, n, sizeof *ms, cmp_id);
-    memcpy(b->cm + b->ncm, ms, n * sizeof *ms);
+    tkey *keys = lm_alloc(&b->mem, n * sizeof *keys);
+    if (!keys)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (tkey){ ir_node_at(b->g, ms[i])->step, ms[i] };
+    qsort(keys, n, sizeof *keys, cmp_tkey);
+    for (size_t i = 0; i < n; i++)
+        b->cm[b->ncm + i] = keys[i].id;
+    lm_free(&b->mem, keys, n * sizeof *keys);
     b->cands[b->ncands++] = (cand){ .kind = kind, .wpos = wpos, .root = root, .off = b->ncm, .n = (uint32_t)n };
     b->ncm += n;
     return true;

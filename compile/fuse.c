@@ -13,7 +13,10 @@
  * strided addressing of their operand's memory, folded into the loads of
  * whoever reads them. A reduction absorbs an open group that feeds only
  * it. Matmul, gather, scatter-add, pad and concat get kernels of their
- * own. Linear in nodes and operands.
+ * own. A concatenation copies nothing where it can help it: an operand
+ * computed by the plan is computed in place in the concatenation's
+ * memory (a slab), and operands that already lie side by side in one
+ * buffer make the concatenation a view. Linear in nodes and operands.
  */
 #include "plan_impl.h"
 
@@ -81,9 +84,52 @@ static uint64_t node_bytes(const ir_graph *g, ir_id n)
     return (uint64_t)ir_numel(g, n) * loom_dtype_size(ir_dtype(g, n));
 }
 
-/* A fresh contiguous arena buffer holding n's value. */
+static uint32_t materialize_into_new(fz *f, ir_id n);
+
+/* n's memory as its block of the slab it was given (see plan_slabs): the
+ * slab's buffer, made when its first block is. UINT32_MAX to fall back
+ * on a buffer of its own. */
+static uint32_t materialize_in_slab(fz *f, ir_id n)
+{
+    const ir_graph *g = f->g;
+    ir_id c = f->slab[n];
+    f->slab[n] = 0; /* once: a later re-homing (a contiguous copy) gets its own */
+    if (f->state[c] != S_VIEW) {
+        uint32_t b = materialize_into_new(f, c);
+        if (b == UINT32_MAX)
+            return UINT32_MAX;
+        /* filled block by block: no single call makes it, so nothing may
+         * count on it existing at its first write (GEMM bias folding) */
+        if (f->p->buffers[b].kind == PB_ARENA && b < f->born_cap)
+            f->born[b] = UINT32_MAX;
+    }
+    view cv = f->views[f->vid[c]];
+    int axis = (int)ir_attrs(g, c)[0];
+    loom_shape cs = ir_shapev(g, c), ns = ir_shapev(g, n);
+    int64_t off = cv.off + f->slab_at[n] * cv.st[axis];
+    bool direct = ns.rank == cs.rank;
+    for (int i = 0; i < ns.rank && direct; i++)
+        direct = i == axis || ns.d[i] == cs.d[i];
+    if (direct) {
+        set_view(f, n, cv.buf, off, cv.st);
+    } else {
+        /* the operand of a reshape that is the block: contiguous */
+        int64_t st[LOOM_MAX_RANK];
+        op_strides(&ns, st);
+        set_view(f, n, cv.buf, off, st);
+    }
+    return cv.buf;
+}
+
+/* A fresh contiguous arena buffer holding n's value (or its block of a
+ * slab). */
 static uint32_t materialize_into_new(fz *f, ir_id n)
 {
+    if (f->slab[n] && f->state[n] != S_VIEW) {
+        uint32_t b = materialize_in_slab(f, n);
+        if (b != UINT32_MAX || ir_failed(f->g))
+            return b;
+    }
     uint32_t b = new_buffer(f, PB_ARENA, 0, node_bytes(f->g, n), n);
     if (b == UINT32_MAX)
         return b;
@@ -824,16 +870,69 @@ static void do_pad(fz *f, ir_id n)
         copy_kernel(f, &vx, dt, xs, &into);
 }
 
+/* Whether view v of a shape s addresses the very elements of view w. */
+static bool same_place(const view *v, const view *w, const loom_shape *s)
+{
+    if (v->buf != w->buf || v->off != w->off)
+        return false;
+    for (int i = 0; i < s->rank; i++)
+        if (s->d[i] != 1 && v->st[i] != w->st[i])
+            return false;
+    return true;
+}
+
+/* Operands lying side by side along the axis in one buffer: the
+ * concatenation is a view of them. */
+static bool concat_as_view(fz *f, ir_id n, int axis)
+{
+    const ir_graph *g = f->g;
+    uint32_t ns = ir_nsrc(g, n);
+    loom_shape cs = ir_shapev(g, n);
+    if (cs.d[axis] < 2 || loom_shape_numel(cs) == 0)
+        return false;
+    const view *v0 = &f->views[f->vid[ir_src(g, n, 0)]];
+    /* the step along the axis: from the first operand longer than one
+     * along it, or from the first two operands' offsets */
+    int64_t step = 0;
+    bool known = false;
+    for (uint32_t i = 0; i < ns && !known; i++) {
+        ir_id s = ir_src(g, n, i);
+        if (ir_shape(g, s)->d[axis] > 1) {
+            step = f->views[f->vid[s]].st[axis];
+            known = true;
+        }
+    }
+    if (!known)
+        step = f->views[f->vid[ir_src(g, n, 1)]].off - v0->off;
+    view want = *v0;
+    want.st[axis] = step;
+    int64_t at = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        ir_id s = ir_src(g, n, i);
+        loom_shape ss = ir_shapev(g, s);
+        view place = want;
+        place.off += at * step;
+        if (!same_place(&f->views[f->vid[s]], &place, &ss))
+            return false;
+        at += ss.d[axis];
+    }
+    set_view(f, n, want.buf, want.off, want.st);
+    return true;
+}
+
 static void do_concat(fz *f, ir_id n)
 {
     const ir_graph *g = f->g;
     int axis = (int)ir_attrs(g, n)[0];
     loom_dtype dt = ir_dtype(g, n);
-    /* every operand's memory first, then the output */
+    /* every operand's memory first, then the output (already there when
+     * operands were computed in it) */
     for (uint32_t i = 0; i < ir_nsrc(g, n); i++)
         if (!view_of(f, ir_src(g, n, i)))
             return;
-    if (materialize_into_new(f, n) == UINT32_MAX)
+    if (f->state[n] != S_VIEW && concat_as_view(f, n, axis))
+        return;
+    if (f->state[n] != S_VIEW && materialize_into_new(f, n) == UINT32_MAX)
         return;
     view out = f->views[f->vid[n]];
     int64_t at = 0;
@@ -842,9 +941,50 @@ static void do_concat(fz *f, ir_id n)
         loom_shape ss = ir_shapev(g, s);
         view into = out;
         into.off += at * out.st[axis];
-        if (loom_shape_numel(ss) > 0)
+        if (loom_shape_numel(ss) > 0 && !same_place(&f->views[f->vid[s]], &into, &ss))
             copy_kernel(f, &f->views[f->vid[s]], dt, ss, &into);
         at += ss.d[axis];
+    }
+}
+
+/* Slabs: before the walk, each concatenation claims the operands it can
+ * have computed in place: made by a kernel of this plan (not a view, a
+ * constant or external memory), not claimed by an earlier one, not an
+ * output. Operands the walk does not materialize after all (a view, a
+ * GEMM epilogue's result) are copied as before. A kernel that needs a
+ * contiguous output (all but the elementwise ones) gets a block only
+ * where the block is contiguous: the axes before the concatenation's are
+ * all 1. So does the operand of a reshape that is a block. */
+static void plan_slabs(fz *f)
+{
+    const ir_graph *g = f->g;
+    for (ir_id c = 1; c < f->n; c++) {
+        if (ir_op(g, c) != OP_CONCAT)
+            continue;
+        int axis = (int)ir_attrs(g, c)[0];
+        loom_shape cs = ir_shapev(g, c);
+        bool block_contiguous = true;
+        for (int i = 0; i < axis; i++)
+            block_contiguous &= cs.d[i] == 1;
+        int64_t at = 0;
+        for (uint32_t i = 0; i < ir_nsrc(g, c); i++) {
+            ir_id s = ir_src(g, c, i), t = s;
+            int64_t len = ir_shape(g, s)->d[axis];
+            bool through_reshape = ir_op(g, s) == OP_RESHAPE;
+            if (through_reshape)
+                t = ir_src(g, s, 0);
+            int op = ir_op(g, t);
+            const op_def *d = op_get(op);
+            bool elementwise = d->lower && (d->flags & OPF_ELEMENTWISE || op == OP_IOTA || op == OP_RANDOM);
+            bool computed = elementwise || op == OP_MATMUL || op == OP_SUM || op == OP_MAX || op == OP_GATHER ||
+                            op == OP_SCATTER_ADD || op == OP_PAD || op == OP_CONCAT;
+            if (computed && !f->slab[t] && !f->root[t] && ir_numel(g, t) > 0 &&
+                ((elementwise && !through_reshape) || block_contiguous)) {
+                f->slab[t] = c;
+                f->slab_at[t] = at;
+            }
+            at += len;
+        }
     }
 }
 
@@ -879,6 +1019,7 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
     for (uint32_t i = 0; i < nroots; i++)
         if (ir_op(g, roots[i]) != OP_ASSIGN)
             f->root[roots[i]] = 1;
+    plan_slabs(f);
     for (ir_id n = 1; n < f->n && !ir_failed(g); n++) {
         int op = ir_op(g, n);
         const op_def *d = op_get(op);

@@ -631,6 +631,8 @@ static void fz_free(fz *f)
     lm_free(m, f->instr_of, f->n * sizeof *f->instr_of);
     lm_free(m, f->mark, f->n * sizeof *f->mark);
     lm_free(m, f->gcall, f->n * sizeof *f->gcall);
+    lm_free(m, f->slab, f->n * sizeof *f->slab);
+    lm_free(m, f->slab_at, f->n * sizeof *f->slab_at);
     lm_free(m, f->born, f->born_cap * sizeof *f->born);
     lm_free(m, f->views, f->views_cap * sizeof *f->views);
     lm_free(m, f->groups, f->groups_cap * sizeof *f->groups);
@@ -712,7 +714,10 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
     f.gcall = lm_alloc(&mem, f.n * sizeof *f.gcall);
     if (f.gcall)
         memset(f.gcall, 0xff, f.n * sizeof *f.gcall);
-    if (!f.state || !f.root || !f.grp || !f.vid || !f.next || !f.instr_of || !f.mark || !f.gcall ||
+    f.slab = lm_zalloc(&mem, f.n * sizeof *f.slab);
+    f.slab_at = lm_zalloc(&mem, f.n * sizeof *f.slab_at);
+    if (!f.state || !f.root || !f.grp || !f.vid || !f.next || !f.instr_of || !f.mark || !f.gcall || !f.slab ||
+        !f.slab_at ||
         !LM_GROW(&mem, f.groups, f.groups_cap, 1))
         goto fail;
     f.ngroups = 1; /* group 0 means none */

@@ -57,6 +57,8 @@ typedef struct fz {
     uint32_t *instr_of; /* [n] the node's instruction in the kernel being built */
     uint32_t *mark;    /* [n] instr_of is valid when mark == stamp */
     uint32_t *gcall;   /* [n] the GEMM call whose output is n's value, or UINT32_MAX */
+    ir_id *slab;       /* [n] the concatenation n is computed in place in (0: none) */
+    int64_t *slab_at;  /* [n] n's position along that concatenation's axis */
     uint32_t stamp;
     view *views;
     size_t nviews, views_cap;
