@@ -195,3 +195,135 @@ loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32
 {
     return copy_pass(from, to, roots, nroots, simplify);
 }
+
+/* ------------------------------------------------------------------ */
+/* Slice sinking                                                      */
+/* ------------------------------------------------------------------ */
+
+/* A cell computes its gates as one [B, 4H] sum and cuts it into four
+ * [B, H] slices; a slice is a view, and a view needs memory, so the sum
+ * would be a kernel of its own and the gate math another. Sinking the
+ * slices into the elementwise expression (slice(a + b) = slice(a) +
+ * slice(b), down to operands that have memory anyway) lets one kernel
+ * compute the sum and the gate math together, reading the operands'
+ * blocks in place.
+ *
+ * A sinking root is an elementwise node used by slices alone (at most
+ * SINK_USES of them); the nodes used only by it, and theirs, dissolve
+ * into it (a tree of at most SINK_TREE nodes). Neither is built: each
+ * slice rebuilds the tree over its block. Slices that cover the root once
+ * (the gates) recompute nothing. */
+enum { SINK_USES = 16, SINK_TREE = 64 };
+
+static bool sinkable(const ir_graph *g, ir_id n, const uint8_t *root)
+{
+    int op = ir_op(g, n);
+    const op_def *d = op_get(op);
+    if (!d->lower || !(d->flags & OPF_ELEMENTWISE) || op == OP_RANDOM || op == OP_IOTA || ir_nsrc(g, n) == 0 ||
+        ir_nsrc(g, n) > 3 ||
+        root[n])
+        return false;
+    for (uint32_t i = 0; i < ir_nsrc(g, n); i++)
+        if (!loom_shape_equal(ir_shapev(g, ir_src(g, n, i)), ir_shapev(g, n)))
+            return false;
+    return true;
+}
+
+typedef struct sinker {
+    const ir_graph *from;
+    ir_graph *to;
+    ir_id *map;
+    uint8_t *dissolved;
+} sinker;
+
+/* v over the block that slice s cuts (v has s's operand's shape). */
+static ir_id sink(sinker *k, ir_id v, ir_id s)
+{
+    const ir_graph *g = k->from;
+    const int64_t *a = ir_attrs(g, s);
+    int r = ir_shape(g, s)->rank;
+    if (!k->dissolved[v])
+        return op_slice(k->to, k->map[v], a, a + r, a + 2 * r);
+    const ir_node *x = ir_node_at(g, v);
+    ir_id srcs[3];
+    for (uint32_t i = 0; i < x->nsrc; i++)
+        if (!(srcs[i] = sink(k, ir_src(g, v, i), s)))
+            return 0;
+    k->to->cur_step = x->step;
+    k->to->cur_phase = x->phase;
+    return ir_add(k->to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(g, s),
+                                     .srcs = srcs, .nsrc = x->nsrc, .attrs = ir_attrs(g, v), .nattr = x->nattr });
+}
+
+loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots)
+{
+    size_t n = ir_count(from) + 1;
+    lm_mem mem = to->mem;
+    uint8_t *root = lm_zalloc(&mem, n), *dissolved = lm_zalloc(&mem, n);
+    ir_id *tree = lm_zalloc(&mem, n * sizeof *tree); /* the sinking root a dissolved node belongs to */
+    uint32_t *size = lm_zalloc(&mem, n * sizeof *size);
+    ir_id *map = lm_zalloc(&mem, n * sizeof *map);
+    ir_id small[8], *srcs = small;
+    size_t srcs_cap = LM_ARRAY_LEN(small);
+    if (!root || !dissolved || !tree || !size || !map)
+        goto done;
+    for (uint32_t i = 0; i < nroots; i++)
+        root[roots[i]] = 1;
+    /* users come after their operands: decide from the last node back */
+    for (ir_id v = (ir_id)(n - 1); v >= 1; v--) {
+        if (!sinkable(from, v, root) || ir_use_count(from, v) == 0)
+            continue;
+        uint32_t uses = ir_use_count(from, v);
+        ir_id user = ir_use_owner(from, ir_first_use(from, v));
+        if (uses == 1 && dissolved[user] && size[tree[user]] < SINK_TREE) {
+            /* the only operand use of a dissolved node (x * x uses x twice) */
+            dissolved[v] = 1;
+            tree[v] = tree[user];
+            size[tree[v]]++;
+            continue;
+        }
+        bool all_slices = uses <= SINK_USES;
+        for (uint32_t u = ir_first_use(from, v); u && all_slices; u = ir_next_use(from, u))
+            all_slices = ir_op(from, ir_use_owner(from, u)) == OP_SLICE;
+        if (all_slices) {
+            dissolved[v] = 1;
+            tree[v] = v;
+            size[v] = 1;
+        }
+    }
+    for (ir_id v = 1; v < n && !ir_failed(to); v++) {
+        if (dissolved[v])
+            continue;
+        const ir_node *x = ir_node_at(from, v);
+        if (x->op == OP_SLICE && dissolved[ir_src(from, v, 0)]) {
+            sinker k = { from, to, map, dissolved };
+            map[v] = sink(&k, ir_src(from, v, 0), v);
+            continue;
+        }
+        if (x->nsrc > srcs_cap) {
+            ir_id *bigger = lm_alloc(&mem, x->nsrc * sizeof *bigger);
+            if (!bigger)
+                break;
+            if (srcs != small)
+                lm_free(&mem, srcs, srcs_cap * sizeof *srcs);
+            srcs = bigger;
+            srcs_cap = x->nsrc;
+        }
+        for (uint32_t i = 0; i < x->nsrc; i++)
+            srcs[i] = map[ir_src(from, v, i)];
+        map[v] = copy_node(from, to, v, srcs);
+    }
+    for (uint32_t i = 0; i < nroots && !ir_failed(to); i++)
+        roots[i] = map[roots[i]];
+done:
+    if (srcs != small)
+        lm_free(&mem, srcs, srcs_cap * sizeof *srcs);
+    lm_free(&mem, root, n);
+    lm_free(&mem, dissolved, n);
+    lm_free(&mem, tree, n * sizeof *tree);
+    lm_free(&mem, size, n * sizeof *size);
+    lm_free(&mem, map, n * sizeof *map);
+    to->cur_step = -1;
+    to->cur_phase = IR_FWD;
+    return to->err->code;
+}

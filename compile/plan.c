@@ -679,24 +679,19 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     if (pass_simplify(g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
         goto fail;
+    /* time-batching, slice sinking, then simplification again (batching
+     * makes slices and reshapes to fold): each pass from one graph into
+     * a fresh one */
+    graph_pass more[3] = { pass_batch, pass_sink_slices, pass_simplify };
+    for (int i = (o && o->no_batch) ? 1 : 0; i < 3; i++) {
+        ir_graph_free(g1);
+        g1 = g2;
+        g2 = ir_graph_new(mem, err, src->ops);
+        if (!g2 || more[i](g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
+            goto fail;
+    }
     ir_graph_free(g1);
     g1 = NULL;
-    if (!(o && o->no_batch)) {
-        /* time-batching, then simplification again (the batched graph
-         * has new slices and reshapes to fold) */
-        ir_graph *g3 = ir_graph_new(mem, err, src->ops);
-        if (!g3 || pass_batch(g2, g3, roots, nroots) != LOOM_OK || (verify && ir_verify(g3) != LOOM_OK)) {
-            ir_graph_free(g3);
-            goto fail;
-        }
-        ir_graph_free(g2);
-        g2 = ir_graph_new(mem, err, src->ops);
-        if (!g2 || pass_simplify(g3, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK)) {
-            ir_graph_free(g3);
-            goto fail;
-        }
-        ir_graph_free(g3);
-    }
 
     f.g = g2;
     f.p = p;

@@ -186,5 +186,9 @@ loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32
  * matmuls of one structure, whose operands do not depend on them, become
  * one GEMM over the stacked operands. */
 loom_code pass_batch(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+/* Slice sinking (passes.c): slices of elementwise expressions used only
+ * through slices become the expressions over the slices. */
+loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+typedef loom_code (*graph_pass)(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
 
 #endif /* LOOM_COMPILE_PLAN_H */
