@@ -30,11 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../examples/ln_lstm.h" /* the custom cell of examples/custom_cell.c */
 #include "loom.h"
 
 enum { BATCH = 32, SEQ = 64, MAX_CASES = 8, MAX_OUTS = 16 };
 
-typedef enum cell_kind { CELL_LSTM, CELL_GRU, CELL_CUSTOM } cell_kind;
+typedef enum cell_kind { CELL_LSTM, CELL_GRU, CELL_CUSTOM, CELL_LN } cell_kind;
 
 typedef struct cells_case {
     const char *name;
@@ -49,6 +50,7 @@ static const cells_case cases[] = {
     { "gru-H512-L2", CELL_GRU, 512, 2 },
     { "gru-H256-L1", CELL_GRU, 256, 1 },
     { "custom-vs-lstm-H512", CELL_CUSTOM, 512, 1 },
+    { "ln-lstm-vs-lstm-H512", CELL_LN, 512, 1 },
 };
 
 /* GEMM flops of one forward + backward. */
@@ -118,7 +120,8 @@ static loom_t lstm_cell_layer(loom_ctx *ctx, const lstm_cell *m, int64_t in, int
 typedef struct model {
     loom_ctx *ctx;
     loom_rnn *rnn;            /* the built-in stack, or NULL */
-    lstm_cell cell;           /* the custom cell (CELL_CUSTOM) */
+    lstm_cell cell;           /* the plain cell (CELL_CUSTOM) */
+    ln_lstm ln;               /* the example's cell (CELL_LN) */
     loom_t x, r;              /* inputs [T, B, H] each */
     loom_t outs[MAX_OUTS];    /* the loss, the gradients of the parameters, of x */
     int nout;
@@ -134,7 +137,8 @@ static void fill(float *x, size_t n, uint32_t seed)
     }
 }
 
-/* kind CELL_CUSTOM with builtin true records loom's own LSTM instead. */
+/* kinds CELL_CUSTOM and CELL_LN with builtin true record loom's own LSTM
+ * instead. */
 static int model_init(model *m, const cells_case *c, bool builtin, int threads)
 {
     memset(m, 0, sizeof *m);
@@ -149,6 +153,17 @@ static int model_init(model *m, const cells_case *c, bool builtin, int threads)
     if (c->kind == CELL_CUSTOM && !builtin) {
         lstm_cell_init(ctx, &m->cell, h, h);
         out = lstm_cell_layer(ctx, &m->cell, h, h, m->x);
+    } else if (c->kind == CELL_LN && !builtin) {
+        ln_lstm_init(ctx, &m->ln, h, h);
+        loom_t hs[SEQ], st = loom_full(ctx, LOOM_F32, LOOM_SHAPE(BATCH, h), 0), cs = st;
+        for (int t = 0; t < SEQ; t++) {
+            loom_step_begin(ctx, t);
+            loom_t xt = loom_reshape(ctx, loom_slice(ctx, m->x, 0, t, t + 1, 1), LOOM_SHAPE(BATCH, h));
+            ln_lstm_step(ctx, &m->ln, h, xt, st, cs, &st, &cs);
+            hs[t] = loom_reshape(ctx, st, LOOM_SHAPE(1, BATCH, h));
+            loom_step_end(ctx);
+        }
+        out = loom_concat(ctx, SEQ, hs, 0);
     } else {
         loom_rnn_config cfg = { .mode = c->kind == CELL_GRU ? LOOM_GRU : LOOM_LSTM, .input_size = h,
                                 .hidden_size = h, .num_layers = c->layers };
@@ -342,7 +357,7 @@ static void run_case(const bench_opts *o, const cells_case *c, int threads, char
 {
     model m;
     if (model_init(&m, c, false, threads) == 0) {
-        if (c->kind != CELL_CUSTOM) {
+        if (c->kind != CELL_CUSTOM && c->kind != CELL_LN) {
             first_run(&m, &r->loom_first_ms, &r->loom_compile_ms, &r->loom_plan_bytes);
             double ms = bench_time_ms(o, model_run, &m);
             r->loom_ms = m.failed ? -1 : ms;
@@ -350,12 +365,14 @@ static void run_case(const bench_opts *o, const cells_case *c, int threads, char
             /* the built-in layer is the peer: same weights, same machine */
             model b;
             if (model_init(&b, c, true, threads) == 0) {
-                copy_weights(&m, &b);
+                if (c->kind == CELL_CUSTOM)
+                    copy_weights(&m, &b);
                 first_run(&m, &r->loom_first_ms, &r->loom_compile_ms, &r->loom_plan_bytes);
                 first_run(&b, &r->peer_first_ms, NULL, NULL);
                 time_pair(o, &m, &b, &r->loom_ms, &r->peer_ms);
                 if (!m.failed && !b.failed) {
-                    r->check = outputs_differ(&m, &b);
+                    if (c->kind == CELL_CUSTOM)
+                        r->check = outputs_differ(&m, &b);
                     r->peer = "loom-lstm";
                 }
             }
@@ -363,7 +380,7 @@ static void run_case(const bench_opts *o, const cells_case *c, int threads, char
         }
     }
     model_free(&m);
-    if (c->kind != CELL_CUSTOM)
+    if (c->kind != CELL_CUSTOM && c->kind != CELL_LN)
         run_peer(o, c, threads, peer, peer_size, r);
 }
 
