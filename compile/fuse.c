@@ -143,6 +143,79 @@ static uint32_t materialize_into_new(fz *f, ir_id n)
 }
 
 /* ------------------------------------------------------------------ */
+/* The fusion report                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Why the node being placed needs its operands in memory. */
+static plan_why consumer_reason(fz *f)
+{
+    if (f->why != WHY_COUNT)
+        return f->why;
+    if (!f->consumer)
+        return WHY_OTHER;
+    switch (ir_op(f->g, f->consumer)) {
+    case OP_MATMUL:
+        return WHY_MATMUL;
+    case OP_SUM:
+    case OP_MAX:
+        return WHY_REDUCE;
+    case OP_RESHAPE:
+    case OP_PERMUTE:
+    case OP_EXPAND:
+    case OP_SLICE:
+        return WHY_VIEW;
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+        return WHY_INDEX;
+    case OP_PAD:
+        return WHY_PAD;
+    case OP_CONCAT:
+        return WHY_CONCAT;
+    case OP_ASSIGN:
+        return WHY_OUTPUT;
+    default:
+        return WHY_OTHER;
+    }
+}
+
+/* "op [shape] step t phase" of node n, appended to buf at *at. */
+static void describe(const ir_graph *g, ir_id n, char *buf, size_t size, size_t *at)
+{
+    static const char *const phases[] = { "fwd", "bwd", "update" };
+    char sh[64];
+    int32_t step = g->nodes[n].step;
+    uint8_t ph = g->nodes[n].phase;
+    int k = snprintf(buf + *at, size - *at, "%s %s", op_get(ir_op(g, n))->name,
+                     loom_shape_str(ir_shapev(g, n), -1, sh, sizeof sh));
+    if (k > 0 && (size_t)k < size - *at)
+        *at += (size_t)k;
+    k = step >= 0 ? snprintf(buf + *at, size - *at, " step %d", step) : 0;
+    if (k > 0 && (size_t)k < size - *at)
+        *at += (size_t)k;
+    k = snprintf(buf + *at, size - *at, " %s", ph < 3 ? phases[ph] : "?");
+    if (k > 0 && (size_t)k < size - *at)
+        *at += (size_t)k;
+}
+
+/* Counts a kernel boundary of kind w storing `values` values, the first
+ * of them n (0: none), for the consumer being placed. */
+static void note(fz *f, plan_why w, ir_id n, uint64_t values)
+{
+    plan_why_count *c = &f->p->report.why[w];
+    c->values += values;
+    if (c->calls++)
+        return;
+    size_t at = 0;
+    if (n)
+        describe(f->g, n, c->example, sizeof c->example, &at);
+    if (f->consumer && f->consumer != n && at + 4 < sizeof c->example) {
+        memcpy(c->example + at, at ? " -> " : "", at ? 5 : 1);
+        at += at ? 4 : 0;
+        describe(f->g, f->consumer, c->example, sizeof c->example, &at);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Kernel building                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -307,13 +380,18 @@ static void close_group(fz *f, uint32_t gi)
     G->open = false;
     kb_begin(f, KN_MAP, G->shape);
     kb_members(f, gi);
+    ir_id first = 0;
+    uint64_t stored = 0;
     for (ir_id m = G->first; m && !ir_failed(f->g); m = f->next[m]) {
         if (!used_outside(f, m, gi))
             continue;
         if (materialize_into_new(f, m) == UINT32_MAX)
             return;
         kb_store(f, &f->views[f->vid[m]], ir_dtype(f->g, m), f->instr_of[m]);
+        first = first ? first : m;
+        stored++;
     }
+    note(f, consumer_reason(f), first, stored);
     fz_finish_kernel(f);
 }
 
@@ -347,7 +425,9 @@ static void join_group(fz *f, ir_id n)
         O->open = false;
     }
     if (target && f->groups[target].nmembers >= (uint32_t)f->o.max_fuse) {
+        f->why = WHY_MAX_FUSE;
         close_group(f, target);
+        f->why = WHY_COUNT;
         target = 0;
     }
     /* operands in a closed group were stored when it closed */
@@ -382,6 +462,7 @@ static void join_group(fz *f, ir_id n)
  * buffer, a constant into a buffer. */
 static void copy_kernel(fz *f, const view *from, loom_dtype dt, loom_shape s, const view *to)
 {
+    note(f, WHY_COPY, 0, 1);
     kb_begin(f, KN_MAP, s);
     uint32_t v = kb_load(f, from, dt);
     kb_store(f, to, dt, v);
@@ -390,6 +471,7 @@ static void copy_kernel(fz *f, const view *from, loom_dtype dt, loom_shape s, co
 
 static void fill_kernel(fz *f, double value, loom_dtype dt, loom_shape s, const view *to)
 {
+    note(f, WHY_FILL, 0, 1);
     kb_begin(f, KN_MAP, s);
     uint32_t v = kb_emit(f, (kn_instr){ .op = OP_CONST, .dtype = (uint8_t)dt, .attr = { ir_f2a(value) } });
     kb_store(f, to, dt, v);
@@ -1020,8 +1102,10 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
         if (ir_op(g, roots[i]) != OP_ASSIGN)
             f->root[roots[i]] = 1;
     plan_slabs(f);
+    f->why = WHY_COUNT;
     for (ir_id n = 1; n < f->n && !ir_failed(g); n++) {
         int op = ir_op(g, n);
+        f->consumer = n;
         const op_def *d = op_get(op);
         switch (op) {
         case OP_INPUT:
@@ -1085,12 +1169,19 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
                 continue;
             if (gemm_epilogue(f, n))
                 continue;
+            for (uint32_t k = 0; k < ir_nsrc(g, n); k++)
+                if (f->gcall[ir_src(g, n, k)] != UINT32_MAX) {
+                    note(f, WHY_EPILOGUE, ir_src(g, n, k), 0);
+                    break;
+                }
             join_group(f, n);
             continue;
         }
         lm_fail(g->err, LOOM_ERR_UNSUPPORTED, "fuse: no kernel for %s", d->name);
     }
     /* open groups close at the end, in the order they opened */
+    f->why = WHY_OUTPUT;
+    f->consumer = 0;
     for (size_t gi = 1; gi < f->ngroups && !ir_failed(g); gi++)
         if (f->groups[gi].open && f->groups[gi].parent == gi)
             close_group(f, (uint32_t)gi);

@@ -660,6 +660,33 @@ void plan_free(plan *p)
     lm_free(&m, p, sizeof *p);
 }
 
+/* Matmuls in g; with shared, also how many share an operand with
+ * another matmul. */
+static uint64_t count_matmuls(const ir_graph *g, uint64_t *shared)
+{
+    size_t n = ir_count(g) + 1;
+    lm_mem mem = g->mem;
+    uint8_t *uses = shared ? lm_zalloc(&mem, n) : NULL;
+    uint64_t count = 0;
+    for (ir_id v = 1; v < n; v++) {
+        if (ir_op(g, v) != OP_MATMUL)
+            continue;
+        count++;
+        for (uint32_t k = 0; uses && k < 2; k++) {
+            ir_id s = ir_src(g, v, k);
+            uses[s] += uses[s] < 2;
+        }
+    }
+    if (uses) {
+        *shared = 0;
+        for (ir_id v = 1; v < n; v++)
+            if (ir_op(g, v) == OP_MATMUL && (uses[ir_src(g, v, 0)] > 1 || uses[ir_src(g, v, 1)] > 1))
+                (*shared)++;
+        lm_free(&mem, uses, n);
+    }
+    return count;
+}
+
 plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const compile_opts *o)
 {
     lm_mem mem = src->mem;
@@ -683,6 +710,8 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
      * makes slices and reshapes to fold): each pass from one graph into
      * a fresh one */
     graph_pass more[3] = { pass_batch, pass_sink_slices, pass_simplify };
+    p->report.batching_off = o && o->no_batch;
+    p->report.matmuls_in = count_matmuls(g2, NULL);
     for (int i = (o && o->no_batch) ? 1 : 0; i < 3; i++) {
         ir_graph_free(g1);
         g1 = g2;
@@ -690,6 +719,8 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         if (!g2 || more[i](g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
             goto fail;
     }
+    p->report.nodes = ir_count(g2);
+    p->report.matmuls_out = count_matmuls(g2, &p->report.matmuls_shared);
     ir_graph_free(g1);
     g1 = NULL;
 
@@ -740,6 +771,66 @@ fail:
 /* ------------------------------------------------------------------ */
 /* Printing                                                           */
 /* ------------------------------------------------------------------ */
+
+/* Appends printf output to buf at *at (snprintf semantics: *at counts
+ * what did not fit too). */
+static void cat(char *buf, size_t size, size_t *at, const char *fmt, ...) LM_PRINTF(4, 5);
+static void cat(char *buf, size_t size, size_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(*at < size ? buf + *at : NULL, *at < size ? size - *at : 0, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *at += (size_t)k;
+}
+
+size_t plan_report_text(const plan *p, char *buf, size_t size)
+{
+    static const char *const why[WHY_COUNT] = {
+        [WHY_MATMUL] = "read by a matmul",
+        [WHY_REDUCE] = "read by a reduction and by other kernels",
+        [WHY_VIEW] = "a view of it read by another kernel",
+        [WHY_INDEX] = "read by gather or scatter-add",
+        [WHY_PAD] = "padded",
+        [WHY_CONCAT] = "stored into a concatenation (read as a block)",
+        [WHY_OUTPUT] = "an output or a parameter update",
+        [WHY_MAX_FUSE] = "the kernel reached max_fuse members",
+        [WHY_EPILOGUE] = "a GEMM result read by a map (no epilogue fold)",
+        [WHY_COPY] = "copies: strided view made contiguous",
+        [WHY_FILL] = "fills: a constant written to memory",
+        [WHY_OTHER] = "other",
+    };
+    const plan_report *r = &p->report;
+    size_t at = 0, per[KN_KIND_COUNT] = { 0 };
+    if (size)
+        buf[0] = 0;
+    for (size_t i = 0; i < p->ncalls; i++)
+        per[p->kernels[p->calls[i].kernel].kind]++;
+    cat(buf, size, &at, "fusion report: %llu nodes -> %zu kernels, %zu calls (gemm %zu, map %zu, reduce %zu, "
+        "gather %zu, scatter %zu); arena %.1f MiB\n", (unsigned long long)r->nodes, p->nkernels, p->ncalls,
+        per[KN_GEMM], per[KN_MAP], per[KN_REDUCE], per[KN_GATHER], per[KN_SCATTER],
+        (double)p->arena_bytes / (1 << 20));
+    if (r->batching_off)
+        cat(buf, size, &at, "time batching: off (LOOM_BATCH=0); %llu matmuls\n", (unsigned long long)r->matmuls_out);
+    else
+        cat(buf, size, &at, "time batching: %llu matmuls -> %llu; %llu left unbatched share an operand with another "
+            "matmul (each depends on another's result: recurrent)\n", (unsigned long long)r->matmuls_in,
+            (unsigned long long)r->matmuls_out, (unsigned long long)r->matmuls_shared);
+    cat(buf, size, &at, "not fused (calls, values stored, first case):\n");
+    bool any = false;
+    for (int w = 0; w < WHY_COUNT; w++) {
+        const plan_why_count *c = &r->why[w];
+        if (!c->calls)
+            continue;
+        any = true;
+        cat(buf, size, &at, "  %7llu %7llu  %-46s e.g. %s\n", (unsigned long long)c->calls,
+            (unsigned long long)c->values, why[w], c->example[0] ? c->example : "-");
+    }
+    if (!any)
+        cat(buf, size, &at, "  nothing\n");
+    return at;
+}
 
 static const char *kind_name(kn_kind k)
 {

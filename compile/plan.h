@@ -135,6 +135,44 @@ typedef struct plan_commit { /* after the run: param <- buffer */
     uint64_t bytes;
 } plan_commit;
 
+/* ------------------------------------------------------------------ */
+/* The fusion report                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Why a value went to memory between kernels instead of staying in a
+ * fused kernel's registers, or why a kernel was not folded away. */
+typedef enum plan_why {
+    WHY_MATMUL,   /* a matmul reads it from memory */
+    WHY_REDUCE,   /* a reduction reads it, and so does another kernel */
+    WHY_VIEW,     /* a slice, permute, expand or reshape of it is read by another kernel */
+    WHY_INDEX,    /* gather or scatter-add reads it */
+    WHY_PAD,      /* a zero pad of it */
+    WHY_CONCAT,   /* a concatenation that could not place it in its memory */
+    WHY_OUTPUT,   /* an output of the plan or a parameter update */
+    WHY_MAX_FUSE, /* the kernel reached compile_opts.max_fuse members */
+    WHY_EPILOGUE, /* a GEMM's result read by a map kernel: not foldable into the GEMM */
+    WHY_COPY,     /* a strided view copied into contiguous memory */
+    WHY_FILL,     /* a constant written to memory */
+    WHY_OTHER,
+    WHY_COUNT
+} plan_why;
+
+typedef struct plan_why_count {
+    uint64_t calls;   /* kernel boundaries (or extra kernels) of this kind */
+    uint64_t values;  /* values stored at them */
+    char example[96]; /* the first: "mul [32,512] step 3 fwd -> matmul" */
+} plan_why_count;
+
+typedef struct plan_report {
+    plan_why_count why[WHY_COUNT];
+    uint64_t nodes;              /* in the graph compiled */
+    uint64_t matmuls_in;         /* matmuls before time-batching */
+    uint64_t matmuls_out;        /* after */
+    uint64_t matmuls_shared;     /* of matmuls_out, sharing an operand with another matmul: each
+                                    depends on another's result (recurrent), so left alone */
+    bool batching_off;           /* LOOM_BATCH=0 */
+} plan_report;
+
 typedef struct plan {
     lm_mem mem;
     kernel *kernels;
@@ -155,7 +193,11 @@ typedef struct plan {
     uint64_t status_offset; /* an int64 in the arena: index errors */
     size_t scratch_bytes;   /* per thread, the largest any kernel needs */
     uint64_t key[2];        /* the graph's structural key */
+    plan_report report;     /* what was not fused, and why */
 } plan;
+
+/* The report as text (snprintf semantics: the length it needs). */
+size_t plan_report_text(const struct plan *p, char *buf, size_t size);
 
 /* Compiles the graph computing roots (assignments among them commit to
  * their parameters). The plan owns its arrays; free with plan_free. */

@@ -68,6 +68,10 @@ typedef struct fz {
     uint32_t *born;    /* per buffer: the call that first writes it (0 for external memory) */
     size_t born_cap;
     kbuild kb;
+    /* the fusion report: the node being placed, and a reason that
+     * overrides the one its op gives (WHY_COUNT: none) */
+    ir_id consumer;
+    plan_why why;
     /* kernels of the plan by hash, for sharing */
     uint32_t *ktab;
     size_t ktab_cap;

@@ -72,6 +72,7 @@ struct loom_ctx {
     rt_pool *pool;
     struct fe_plan *plans; /* the plan cache, by structural key */
     size_t nplans, plans_cap;
+    size_t last_plan;      /* 1 + the index of the plan run last (0: none) */
     loom_stats stats;
 };
 

@@ -25,7 +25,7 @@ void fe_plans_free(loom_ctx *ctx)
     }
     lm_free(&ctx->mem, ctx->plans, ctx->plans_cap * sizeof *ctx->plans);
     ctx->plans = NULL;
-    ctx->nplans = ctx->plans_cap = 0;
+    ctx->nplans = ctx->plans_cap = ctx->last_plan = 0;
 }
 
 static loom_code ensure_runtime(loom_ctx *ctx)
@@ -90,6 +90,15 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                 ir_count(ctx->g), p->nkernels, (unsigned long long)(js->compiled - compiled0),
                 (unsigned long long)(js->hits - hits0), p->ncalls, (double)p->arena_bytes / 1024.0,
                 (unsigned long long)p->inplace, t1 - t0, js->compile_ms - ms0);
+    if (ctx->verbose) {
+        size_t len = plan_report_text(p, NULL, 0);
+        char *text = lm_alloc(&ctx->mem, len + 1);
+        if (text) {
+            plan_report_text(p, text, len + 1);
+            fputs(text, stderr);
+            lm_free(&ctx->mem, text, len + 1);
+        }
+    }
     if (ctx->verbose > 1)
         plan_print(p, stderr);
     return fp;
@@ -106,6 +115,7 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         ctx->stats.plan_hits++;
     else if (!(fp = plan_build(ctx, roots, nout, nroots, key)))
         return ctx->err.code;
+    ctx->last_plan = (size_t)(fp - ctx->plans) + 1;
     /* every input the plan reads must have been fed: name the one missing */
     const plan *p = fp->plan;
     for (size_t i = 0; i < p->nbuffers; i++) {
@@ -144,6 +154,15 @@ loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out)
         return LOOM_ERR_ARG;
     *out = ctx->stats;
     return LOOM_OK;
+}
+
+size_t loom_fusion_report(loom_ctx *ctx, char *buf, size_t size)
+{
+    if (buf && size)
+        buf[0] = 0;
+    if (!ctx || !ctx->last_plan || ctx->last_plan > ctx->nplans)
+        return 0;
+    return plan_report_text(ctx->plans[ctx->last_plan - 1].plan, buf, buf ? size : 0);
 }
 
 loom_backend loom_get_backend(const loom_ctx *ctx) { return ctx ? ctx->backend : LOOM_BACKEND_JIT; }

@@ -645,6 +645,15 @@ typedef struct loom_stats {
 } loom_stats;
 
 loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out);
+/* The fusion report of the plan the JIT ran last, as text: what it
+ * compiled to (kernels, calls by kind, arena), what time-batching merged
+ * and what it left alone, and every place a value went to memory between
+ * kernels instead of staying fused, counted by reason with a first case
+ * (op, shape, time step, phase). Writes at most size bytes (always
+ * terminated when size > 0) and returns the length of the whole text, as
+ * snprintf does; 0 when no plan has run. LOOM_VERBOSE=1 prints it for
+ * every plan built. */
+size_t loom_fusion_report(loom_ctx *ctx, char *buf, size_t size);
 loom_backend loom_get_backend(const loom_ctx *ctx);
 /* Threads kernels are split across (1 to 1024); takes effect at the next
  * run. */

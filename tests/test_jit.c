@@ -765,6 +765,66 @@ static void test_jit_time_batching_leaves_recurrence_alone(void **state)
     assert_int_equal(gemms, 2 * BT);
 }
 
+/* The fusion report of an Elman RNN: it names the recurrent matmuls left
+ * unbatched, the boundary before each (h goes to memory for the next
+ * step's matmul) with a first case, and follows snprintf's contract. */
+static void test_jit_fusion_report(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 9 });
+    char small[16] = "unchanged";
+    assert_int_equal(loom_fusion_report(ctx, small, sizeof small), 0); /* nothing ran yet */
+    assert_string_equal(small, "");
+    assert_int_equal(loom_fusion_report(NULL, NULL, 0), 0);
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(BH, BH));
+    loom_t u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(BH, BH));
+    loom_param_init_normal(ctx, w, 0, 0.3);
+    loom_param_init_normal(ctx, u, 0, 0.3);
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(BT, BB, BH));
+    loom_t h = loom_full(ctx, LOOM_F32, LOOM_SHAPE(BB, BH), 0);
+    for (int t = 0; t < BT; t++) {
+        loom_step_begin(ctx, t);
+        loom_t xt = loom_reshape(ctx, loom_slice(ctx, x, 0, t, t + 1, 1), LOOM_SHAPE(BB, BH));
+        h = loom_mul(ctx, loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, xt, u), loom_matmul(ctx, h, w))), h);
+        h = loom_add(ctx, h, xt);
+        loom_step_end(ctx);
+    }
+    loom_t loss = loom_sum_all(ctx, loom_mul(ctx, h, h));
+    loom_backward(ctx, loss);
+    loom_t outs[2] = { loss, loom_grad(ctx, w) };
+    float xs[BT * BB * BH];
+    for (int i = 0; i < BT * BB * BH; i++)
+        xs[i] = (float)sin(i);
+    assert_int_equal(loom_feed(ctx, x, xs, sizeof xs), LOOM_OK);
+    assert_int_equal(loom_run(ctx, 2, outs), LOOM_OK);
+    size_t len = loom_fusion_report(ctx, NULL, 0);
+    assert_true(len > 100);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    assert_int_equal(loom_fusion_report(ctx, text, len + 1), len);
+    assert_int_equal(strlen(text), len);
+    assert_non_null(strstr(text, "fusion report:"));
+    /* the x projections batch into one GEMM; the recurrent ones (h w
+     * forward, dh w^T backward, less the ones a zero h_0 removes) stay */
+    unsigned in = 0, out = 0, left = 0;
+    const char *tb = strstr(text, "time batching:");
+    assert_non_null(tb);
+    assert_int_equal(sscanf(tb, "time batching: %u matmuls -> %u; %u left unbatched", &in, &out, &left), 3);
+    assert_true(in >= 3 * BT && out < in - BT + 2);
+    assert_in_range(left, 2 * BT - 4, 2 * BT);
+    /* h_t goes to memory because step t + 1's matmul reads it */
+    const char *line = strstr(text, "read by a matmul");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "-> matmul"));
+    assert_non_null(strstr(line, "step "));
+    /* truncation: terminated, same length returned */
+    assert_int_equal(loom_fusion_report(ctx, small, sizeof small), len);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_memory_equal(small, text, sizeof small - 1);
+    free(text);
+    loom_ctx_free(ctx);
+}
+
 /* Gradients of slices: disjoint ones (with a gap between them) become a
  * concatenation with zeros; overlapping ones must still add up. */
 static void test_jit_slice_gradients_concatenate(void **state)
@@ -812,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_jit_time_batching_matches_reference),
         cmocka_unit_test(test_jit_time_batching_leaves_recurrence_alone),
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
+        cmocka_unit_test(test_jit_fusion_report),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }
