@@ -1,0 +1,597 @@
+/*
+ * test_cli.c — the `loom` command line end to end: the built binary (its
+ * path is argv[1], from meson) runs as a child process on a small
+ * generated text, at tiny sizes and one thread. One training run is shared
+ * (group setup); the tests then sample, evaluate, plot and resume from it,
+ * feed it bad arguments and broken checkpoints, and interrupt a second
+ * run with SIGINT.
+ */
+#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *loom_bin;
+static char tmpdir[64];
+
+/* ------------------------------------------------------------------ */
+/* Running the binary                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct result {
+    int status;    /* the exit status, or 128 + the signal that ended it */
+    bool signaled; /* killed by a signal (a crash, unless we sent it) */
+    char *out, *err;
+    size_t nout, nerr;
+} result;
+
+static void result_free(result *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+static void append(char **buf, size_t *n, const char *data, size_t k)
+{
+    *buf = realloc(*buf, *n + k + 1);
+    assert_non_null(*buf);
+    memcpy(*buf + *n, data, k);
+    *n += k;
+    (*buf)[*n] = 0;
+}
+
+/* Starts `loom args...` with stdout and stderr on pipes; *pid set. */
+static void spawn(const char *const *args, pid_t *pid, int *out_fd, int *err_fd)
+{
+    int po[2], pe[2];
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = loom_bin;
+        for (; args[n - 1] && n < 63; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        execv(loom_bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    *out_fd = po[0];
+    *err_fd = pe[0];
+}
+
+/* Reads both pipes to their end and reaps the child. */
+static void finish(pid_t pid, int out_fd, int err_fd, result *r)
+{
+    memset(r, 0, sizeof *r);
+    append(&r->out, &r->nout, "", 0);
+    append(&r->err, &r->nerr, "", 0);
+    struct pollfd fds[2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (poll(fds, 2, -1) < 0) {
+            assert_int_equal(errno, EINTR);
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[4096];
+            ssize_t k = read(fds[i].fd, buf, sizeof buf);
+            if (k > 0) {
+                if (i == 0)
+                    append(&r->out, &r->nout, buf, (size_t)k);
+                else
+                    append(&r->err, &r->nerr, buf, (size_t)k);
+            } else if (k == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    r->signaled = WIFSIGNALED(st);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs `loom args... NULL`. */
+static result run_args(const char *const *args)
+{
+    pid_t pid;
+    int o, e;
+    spawn(args, &pid, &o, &e);
+    result r;
+    finish(pid, o, e, &r);
+    return r;
+}
+
+#define LOOM(...) run_args((const char *const[]){ __VA_ARGS__, NULL })
+
+/* The child ended by itself, with this status. */
+static void expect_status(const result *r, int status, const char *what)
+{
+    if (r->signaled)
+        fail_msg("%s: killed by signal %d (a crash)\nstderr: %s", what, r->status - 128, r->err);
+    if (r->status != status)
+        fail_msg("%s: exit status %d, expected %d\nstdout: %.2000s\nstderr: %.2000s", what, r->status, status,
+                 r->out, r->err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                              */
+/* ------------------------------------------------------------------ */
+
+static char *path_in(const char *name)
+{
+    static char bufs[8][512];
+    static int k;
+    char *b = bufs[k++ % 8];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0;
+    char chunk[8192];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        append(&buf, &len, chunk, k);
+    fclose(f);
+    if (!buf)
+        append(&buf, &len, "", 0);
+    if (n)
+        *n = len;
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The first file in dir whose name starts with prefix (a static buffer),
+ * or NULL. */
+static const char *find_file(const char *dir, const char *prefix)
+{
+    static char found[512];
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    struct dirent *e;
+    const char *res = NULL;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            snprintf(found, sizeof found, "%s/%s", dir, e->d_name);
+            res = found;
+            break;
+        }
+    closedir(d);
+    return res;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+/* Rows of a run's log.csv: step, loss, val_loss (NAN when empty). */
+typedef struct log_rows {
+    int n;
+    long step[256];
+    double loss[256], val[256];
+} log_rows;
+
+static void read_log(const char *path, log_rows *lr)
+{
+    char *text = slurp(path, NULL);
+    assert_true(strncmp(text, "step,loss,val_loss,tokens_per_s,time_s\n", 39) == 0);
+    lr->n = 0;
+    for (char *line = strchr(text, '\n'); line && line[1] && lr->n < 256; line = strchr(line + 1, '\n')) {
+        char *p = line + 1, *end;
+        lr->step[lr->n] = strtol(p, &end, 10);
+        assert_true(*end == ',');
+        p = end + 1;
+        lr->loss[lr->n] = *p == ',' ? NAN : strtod(p, &end);
+        p = strchr(p, ',') + 1;
+        lr->val[lr->n] = *p == ',' ? NAN : strtod(p, &end);
+        lr->n++;
+    }
+    free(text);
+}
+
+/* ------------------------------------------------------------------ */
+/* The shared run                                                     */
+/* ------------------------------------------------------------------ */
+
+/* A text with the statistics of words: a few dozen words in random
+ * order, lines of about 60 bytes. */
+static void make_text(const char *path, size_t n)
+{
+    static const char *const words[] = { "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog",
+                                         "and", "then", "runs", "into", "forest", "where", "it", "sleeps",
+                                         "under", "tall", "green", "trees", "until", "morning", "comes" };
+    char *buf = malloc(n + 32);
+    assert_non_null(buf);
+    uint64_t s = 42;
+    size_t len = 0, col = 0;
+    while (len < n) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        const char *w = words[(s >> 33) % TU_LEN(words)];
+        size_t k = strlen(w);
+        memcpy(buf + len, w, k);
+        len += k, col += k;
+        buf[len++] = col > 60 ? '\n' : ' ';
+        if (col > 60)
+            col = 0;
+    }
+    write_bytes(path, buf, n);
+    free(buf);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/loom-test-cli-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    make_text(path_in("data.txt"), 6000);
+    /* 30 steps, validated every 10 */
+    result r = LOOM("train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1", "--seq-len", "16",
+                    "--batch", "4", "--steps", "30", "--val-every", "10", "--log-every", "5", "--lr", "0.01",
+                    "--threads", "1", "--seed", "3", "--out", path_in("run"));
+    int ok = r.status == 0 && !r.signaled;
+    if (!ok)
+        fprintf(stderr, "loom train failed (%d):\n%s\n%s\n", r.status, r.out, r.err);
+    result_free(&r);
+    return ok ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                              */
+/* ------------------------------------------------------------------ */
+
+static void test_cli_train_writes_checkpoints_log_and_plot(void **state)
+{
+    (void)state;
+    const char *run = path_in("run");
+    char p[600];
+    for (int step = 10; step <= 30; step += 10) {
+        snprintf(p, sizeof p, "step-%06d-val-", step);
+        if (!find_file(run, p))
+            fail_msg("no checkpoint %s* in %s", p, run);
+    }
+    snprintf(p, sizeof p, "%s/best.safetensors", run);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s/loss.svg", run);
+    assert_true(exists(p));
+    /* the log: a row every 5 steps, validation every 10, the loss falls */
+    log_rows lr;
+    snprintf(p, sizeof p, "%s/log.csv", run);
+    read_log(p, &lr);
+    assert_int_equal(lr.n, 6);
+    for (int i = 0; i < lr.n; i++) {
+        assert_int_equal(lr.step[i], 5 * (i + 1));
+        assert_true(isfinite(lr.loss[i]));
+        assert_int_equal(isfinite(lr.val[i]), lr.step[i] % 10 == 0);
+    }
+    print_message("train loss %.3f -> %.3f, val loss %.3f -> %.3f\n", lr.loss[0], lr.loss[5], lr.val[1], lr.val[5]);
+    assert_true(lr.loss[5] < lr.loss[0] - 0.3);
+    assert_true(lr.val[5] < lr.val[1]);
+}
+
+static void test_cli_sample_prints_vocabulary_bytes(void **state)
+{
+    (void)state;
+    size_t n;
+    char *data = slurp(path_in("data.txt"), &n);
+    bool in_vocab[256] = { false };
+    for (size_t i = 0; i < n; i++)
+        in_vocab[(unsigned char)data[i]] = true;
+    free(data);
+    const char *ckpt = path_in("run/best.safetensors");
+    result a = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
+    expect_status(&a, 0, "sample");
+    assert_int_equal(a.nout, 300);
+    for (size_t i = 0; i < a.nout; i++)
+        if (!in_vocab[(unsigned char)a.out[i]])
+            fail_msg("sampled byte 0x%02x at %zu is not in the text", (unsigned char)a.out[i], i);
+    /* the same seed draws the same text; the prime comes first */
+    result b = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
+    expect_status(&b, 0, "sample again");
+    assert_memory_equal(a.out, b.out, 300);
+    result c = LOOM("sample", ckpt, "--length", "50", "--prime", "the fox ", "--seed", "1");
+    expect_status(&c, 0, "sample --prime");
+    assert_int_equal(c.nout, 58);
+    assert_memory_equal(c.out, "the fox ", 8);
+    print_message("sample: %.80s\n", a.out);
+    result_free(&a);
+    result_free(&b);
+    result_free(&c);
+}
+
+/* Parses "loss X nats/char, bpc Y, perplexity Z". */
+static void parse_eval(const char *out, double *loss, double *bpc, double *ppl)
+{
+    const char *l = strstr(out, "loss "), *b = strstr(out, "bpc "), *p = strstr(out, "perplexity ");
+    if (!l || !b || !p)
+        fail_msg("eval printed no loss, bpc and perplexity: %s", out);
+    *loss = strtod(l + 5, NULL);
+    *bpc = strtod(b + 4, NULL);
+    *ppl = strtod(p + 11, NULL);
+}
+
+static void test_cli_eval_matches_validation(void **state)
+{
+    (void)state;
+    double loss, bpc, ppl;
+    const char *ckpt = path_in("run/best.safetensors");
+    result r = LOOM("eval", ckpt, "--data", path_in("data.txt"));
+    expect_status(&r, 0, "eval");
+    parse_eval(r.out, &loss, &bpc, &ppl);
+    assert_true(loss > 0 && loss < log(30.0));
+    assert_true(fabs(bpc - loss / log(2.0)) < 1e-5);
+    assert_true(fabs(ppl - exp(loss)) < 1e-5 * ppl);
+    result_free(&r);
+
+    /* on the held-out tail, eval computes what training's validation did:
+     * the val loss in the best checkpoint's name (the run's last) */
+    size_t n;
+    char *data = slurp(path_in("data.txt"), &n);
+    size_t nval = (size_t)((double)n * 0.1);
+    write_bytes(path_in("val.txt"), data + n - nval, nval);
+    free(data);
+    const char *last = find_file(path_in("run"), "step-000030-val-");
+    assert_non_null(last);
+    double named = strtod(strstr(last, "-val-") + 5, NULL);
+    r = LOOM("eval", ckpt, "--data", path_in("val.txt"));
+    expect_status(&r, 0, "eval on the validation text");
+    parse_eval(r.out, &loss, &bpc, &ppl);
+    print_message("val loss %.4f in training, %.6f by loom eval\n", named, loss);
+    assert_true(fabs(loss - named) < 6e-5);
+    result_free(&r);
+}
+
+static void test_cli_plot_writes_svg(void **state)
+{
+    (void)state;
+    const char *svg = path_in("run/loss.svg");
+    remove(svg);
+    result r = LOOM("plot", path_in("run"));
+    expect_status(&r, 0, "plot");
+    char *text = slurp(svg, NULL);
+    assert_non_null(strstr(text, "<svg"));
+    assert_non_null(strstr(text, "</svg>"));
+    assert_non_null(strstr(text, "<polyline"));
+    assert_non_null(strstr(text, "train loss"));
+    assert_non_null(strstr(text, "val loss"));
+    free(text);
+    result_free(&r);
+    /* not a run directory */
+    r = LOOM("plot", tmpdir);
+    expect_status(&r, 1, "plot of a directory without log.csv");
+    assert_non_null(strstr(r.err, "log.csv"));
+    result_free(&r);
+}
+
+static void test_cli_bad_arguments_exit_2(void **state)
+{
+    (void)state;
+    const char *ckpt = path_in("run/best.safetensors");
+    struct {
+        const char *args[8];
+        const char *named;
+    } cases[] = {
+        { { "train", "--hidden", "abc" }, "--hidden" },
+        { { "train", "--hidden", "0" }, "--hidden" },
+        { { "train", "--model", "lsmt" }, "--model" },
+        { { "train", "--optimizer", "adagrad" }, "--optimizer" },
+        { { "train", "--dropout", "1.5" }, "--dropout" },
+        { { "train", "--lr", "nan" }, "--lr" },
+        { { "train", "--lr" }, "--lr" },
+        { { "train", "--hiden", "32" }, "--hiden" },
+        { { "train", "--steps", "10", "--epochs", "1" }, "--epochs" },
+        { { "train", "stray" }, "stray" },
+        { { "sample" }, "CKPT" },
+        { { "sample", ckpt, "--temperature", "-1" }, "--temperature" },
+        { { "sample", ckpt, "--length", "ten" }, "--length" },
+        { { "sample", ckpt, "--prime", "\x01" }, "--prime" },
+        { { "eval", ckpt }, "--data" },
+        { { "plot" }, "RUNDIR" },
+        { { "frobnicate" }, "frobnicate" },
+    };
+    for (size_t i = 0; i < TU_LEN(cases); i++) {
+        result r = run_args(cases[i].args);
+        char what[128];
+        snprintf(what, sizeof what, "loom %s %s", cases[i].args[0], cases[i].args[1] ? cases[i].args[1] : "");
+        expect_status(&r, 2, what);
+        if (!strstr(r.err, cases[i].named))
+            fail_msg("%s: the message does not name %s: %s", what, cases[i].named, r.err);
+        result_free(&r);
+    }
+    /* --help on every command */
+    static const char *const cmds[] = { "train", "sample", "eval", "plot" };
+    for (size_t i = 0; i < TU_LEN(cmds); i++) {
+        result r = LOOM(cmds[i], "--help");
+        expect_status(&r, 0, cmds[i]);
+        assert_non_null(strstr(r.out, "usage: loom"));
+        result_free(&r);
+    }
+    result r = LOOM("--help");
+    expect_status(&r, 0, "loom --help");
+    result_free(&r);
+}
+
+static void test_cli_broken_files_fail_cleanly(void **state)
+{
+    (void)state;
+    size_t n;
+    char *good = slurp(path_in("run/best.safetensors"), &n);
+    write_bytes(path_in("half.safetensors"), good, n / 2);
+    write_bytes(path_in("short.safetensors"), good, 5);
+    good[n - 3] ^= 0x5a; /* a flipped byte in the data: the checksum */
+    write_bytes(path_in("flipped.safetensors"), good, n);
+    write_bytes(path_in("text.safetensors"), "not a checkpoint at all, just some text", 39);
+    free(good);
+    static const char *const names[] = { "missing.safetensors", "half.safetensors", "short.safetensors",
+                                         "flipped.safetensors", "text.safetensors" };
+    for (size_t i = 0; i < TU_LEN(names); i++) {
+        const char *p = path_in(names[i]);
+        result rs = LOOM("sample", p, "--length", "10");
+        result re = LOOM("eval", p, "--data", path_in("data.txt"));
+        result rt = LOOM("train", "--resume", p, "--steps", "50");
+        const result *all[] = { &rs, &re, &rt };
+        for (int k = 0; k < 3; k++) {
+            if (all[k]->signaled || all[k]->status == 0)
+                fail_msg("%s: status %d%s", names[i], all[k]->status, all[k]->signaled ? " (a signal)" : "");
+            if (!strstr(all[k]->err, names[i]))
+                fail_msg("%s: the message does not name the file: %s", names[i], all[k]->err);
+        }
+        if (i == 0)
+            print_message("%s", rs.err);
+        result_free(&rs);
+        result_free(&re);
+        result_free(&rt);
+    }
+    result r = LOOM("train", "--data", path_in("no-such.txt"));
+    expect_status(&r, 1, "train --data missing");
+    assert_non_null(strstr(r.err, "no-such.txt"));
+    result_free(&r);
+    r = LOOM("eval", path_in("run/best.safetensors"), "--data", path_in("no-such.txt"));
+    expect_status(&r, 1, "eval --data missing");
+    result_free(&r);
+}
+
+static void test_cli_resume_continues_the_step_count(void **state)
+{
+    (void)state;
+    const char *ckpt = find_file(path_in("run"), "step-000020-val-");
+    assert_non_null(ckpt);
+    char from[512];
+    snprintf(from, sizeof from, "%s", ckpt);
+    result r = LOOM("train", "--resume", from, "--steps", "40", "--threads", "1", "--out", path_in("resumed"));
+    expect_status(&r, 0, "train --resume");
+    assert_non_null(strstr(r.out, "steps 20 to 40"));
+    result_free(&r);
+    /* steps 21..40 were trained: the same val loss at step 30 as the
+     * straight run (the state, moments and data position came back) */
+    const char *a = find_file(path_in("run"), "step-000030-val-");
+    assert_non_null(a);
+    char straight[512];
+    snprintf(straight, sizeof straight, "%s", strstr(a, "step-"));
+    const char *b = find_file(path_in("resumed"), "step-000030-val-");
+    assert_non_null(b);
+    assert_string_equal(strstr(b, "step-"), straight);
+    assert_non_null(find_file(path_in("resumed"), "step-000040-val-"));
+    log_rows lr;
+    read_log(path_in("resumed/log.csv"), &lr);
+    assert_true(lr.n >= 2);
+    assert_int_equal(lr.step[lr.n - 1], 40);
+    /* a model option that contradicts the checkpoint is a usage error */
+    r = LOOM("train", "--resume", from, "--hidden", "64", "--steps", "40");
+    expect_status(&r, 2, "train --resume --hidden");
+    assert_non_null(strstr(r.err, "--hidden"));
+    result_free(&r);
+}
+
+static void test_cli_sigint_leaves_a_loadable_checkpoint(void **state)
+{
+    (void)state;
+    const char *out = path_in("interrupted");
+    pid_t pid;
+    int o, e;
+    spawn((const char *const[]){ "train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1",
+                                 "--seq-len", "16", "--batch", "4", "--steps", "1000000", "--log-every", "5",
+                                 "--val-every", "1000000", "--threads", "1", "--out", out, NULL },
+          &pid, &o, &e);
+    /* wait until it trains (a log row exists), then interrupt it */
+    char log[600];
+    snprintf(log, sizeof log, "%s/log.csv", out);
+    double t0 = (double)time(NULL);
+    for (;;) {
+        struct stat st;
+        if (stat(log, &st) == 0 && st.st_size > 40)
+            break;
+        if ((double)time(NULL) - t0 > 60) {
+            kill(pid, SIGKILL);
+            fail_msg("training wrote no log row in 60 s");
+        }
+        nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
+    }
+    kill(pid, SIGINT);
+    result r;
+    finish(pid, o, e, &r);
+    expect_status(&r, 130, "train interrupted by SIGINT");
+    assert_non_null(strstr(r.out, "interrupted"));
+    const char *ck = find_file(out, "step-"); /* the only one: no validation ran */
+    assert_non_null(ck);
+    assert_non_null(strstr(ck, "-interrupted.safetensors"));
+    char ckpt[512];
+    snprintf(ckpt, sizeof ckpt, "%s", ck);
+    result_free(&r);
+    r = LOOM("eval", ckpt, "--data", path_in("data.txt"), "--threads", "1");
+    expect_status(&r, 0, "eval of the interrupted checkpoint");
+    print_message("%s", r.out);
+    result_free(&r);
+}
+
+int main(int argc, char **argv)
+{
+    loom_bin = argc > 1 ? argv[1] : getenv("LOOM_CLI");
+    if (!loom_bin || access(loom_bin, X_OK) != 0) {
+        fprintf(stderr, "test_cli: pass the loom binary's path as the first argument (or LOOM_CLI)\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cli_train_writes_checkpoints_log_and_plot),
+        cmocka_unit_test(test_cli_sample_prints_vocabulary_bytes),
+        cmocka_unit_test(test_cli_eval_matches_validation),
+        cmocka_unit_test(test_cli_plot_writes_svg),
+        cmocka_unit_test(test_cli_bad_arguments_exit_2),
+        cmocka_unit_test(test_cli_broken_files_fail_cleanly),
+        cmocka_unit_test(test_cli_resume_continues_the_step_count),
+        cmocka_unit_test(test_cli_sigint_leaves_a_loadable_checkpoint),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
