@@ -71,7 +71,7 @@ static void collapse(kbuild *kb)
     kb->reduce_mask = mask;
 }
 
-static void hash_kernel(kernel *k)
+void plan_kernel_hash(kernel *k)
 {
     XXH3_state_t st;
     XXH3_128bits_reset(&st);
@@ -121,15 +121,26 @@ static void hash_kernel(kernel *k)
     H(x->rows);
     H(x->inner);
     H(x->count);
+    H(k->nsubs);
+    H(k->rows);
+    for (uint32_t i = 0; i < k->nsubs; i++)
+        H(k->subs[i].hash);
+    if (k->arg_shared)
+        XXH3_128bits_update(&st, k->arg_shared, k->nargs);
 #undef H
     XXH128_hash_t h = XXH3_128bits_digest(&st);
     k->hash[0] = h.low64;
     k->hash[1] = h.high64;
 }
 
-static double kernel_cost(const kernel *k)
+double plan_kernel_cost(const kernel *k)
 {
+    double sum = 0;
     switch (k->kind) {
+    case KN_ROWS:
+        for (uint32_t i = 0; i < k->nsubs; i++)
+            sum += k->subs[i].cost;
+        return sum;
     case KN_GEMM:
         return 2.0 * (double)k->gemm.batch * (double)k->gemm.m * (double)k->gemm.n * (double)k->gemm.k;
     case KN_GATHER:
@@ -143,8 +154,17 @@ static double kernel_cost(const kernel *k)
 /* A kernel's arrays have at least one element, so none is empty. */
 static size_t one_plus(size_t n) { return n ? n : 1; }
 
-static void kernel_free_arrays(lm_mem *m, kernel *k)
+void plan_kernel_free(lm_mem *m, kernel *k)
 {
+    for (uint32_t i = 0; i < k->nsubs; i++)
+        plan_kernel_free(m, &k->subs[i]);
+    if (k->subs)
+        lm_free(m, k->subs, k->nsubs * sizeof *k->subs);
+    if (k->arg_shared)
+        lm_free(m, k->arg_shared, one_plus(k->nargs));
+    k->subs = NULL;
+    k->nsubs = 0;
+    k->arg_shared = NULL;
     lm_free(m, k->arg_dtype, one_plus(k->nargs));
     lm_free(m, k->code, one_plus(k->ncode) * sizeof *k->code);
     lm_free(m, k->strides, one_plus(k->nviews) * LOOM_MAX_RANK * sizeof *k->strides);
@@ -187,7 +207,6 @@ long fz_make_kernel(fz *f)
     if (ir_failed(f->g))
         return -1;
     kbuild *kb = &f->kb;
-    plan *p = f->p;
     collapse(kb);
     kernel k = {
         .kind = kb->kind,
@@ -208,7 +227,7 @@ long fz_make_kernel(fz *f)
     k.code = lm_alloc(&f->mem, one_plus(kb->ncode) * sizeof *k.code);
     k.strides = lm_alloc(&f->mem, one_plus(kb->nviews) * LOOM_MAX_RANK * sizeof *k.strides);
     if (!k.arg_dtype || !k.code || !k.strides) {
-        kernel_free_arrays(&f->mem, &k);
+        plan_kernel_free(&f->mem, &k);
         return -1;
     }
     if (kb->nargs)
@@ -217,24 +236,29 @@ long fz_make_kernel(fz *f)
         memcpy(k.code, kb->code, kb->ncode * sizeof *k.code);
     if (kb->nviews)
         memcpy(k.strides, kb->strides, kb->nviews * LOOM_MAX_RANK * sizeof *k.strides);
-    hash_kernel(&k);
-    k.cost = kernel_cost(&k);
+    return fz_intern_kernel(f, &k);
+}
 
+long fz_intern_kernel(fz *f, kernel *k)
+{
+    plan *p = f->p;
+    plan_kernel_hash(k);
+    k->cost = plan_kernel_cost(k);
     if ((p->nkernels + 1) * 2 > f->ktab_cap && !ktab_grow(f)) {
-        kernel_free_arrays(&f->mem, &k);
+        plan_kernel_free(&f->mem, k);
         return -1;
     }
     size_t slot = 0;
-    long ki = find_kernel(f, &k, &slot);
+    long ki = find_kernel(f, k, &slot);
     if (ki >= 0) {
-        kernel_free_arrays(&f->mem, &k);
+        plan_kernel_free(&f->mem, k);
     } else {
         if (!LM_GROW(&f->mem, p->kernels, p->kernels_cap, p->nkernels + 1)) {
-            kernel_free_arrays(&f->mem, &k);
+            plan_kernel_free(&f->mem, k);
             return -1;
         }
         ki = (long)p->nkernels;
-        p->kernels[p->nkernels++] = k;
+        p->kernels[p->nkernels++] = *k;
         f->ktab[slot] = (uint32_t)ki + 1;
     }
     return ki;
@@ -398,7 +422,7 @@ static long inplace_variant(plan *p, lm_mem *mem, uint32_t ki, uint32_t oa, uint
     v.code = lm_alloc(mem, one_plus(v.ncode) * sizeof *v.code);
     v.strides = lm_alloc(mem, one_plus(v.nviews) * LOOM_MAX_RANK * sizeof *v.strides);
     if (!v.arg_dtype || !v.code || !v.strides) {
-        kernel_free_arrays(mem, &v);
+        plan_kernel_free(mem, &v);
         return -1;
     }
     for (uint32_t a = 0, j = 0; a < k->nargs; a++)
@@ -413,15 +437,15 @@ static long inplace_variant(plan *p, lm_mem *mem, uint32_t ki, uint32_t oa, uint
         uint32_t a = in->arg == oa ? da : in->arg;
         in->arg = a > oa ? a - 1 : a;
     }
-    hash_kernel(&v);
-    v.cost = kernel_cost(&v);
+    plan_kernel_hash(&v);
+    v.cost = plan_kernel_cost(&v);
     for (size_t i = 0; i < p->nkernels; i++)
         if (p->kernels[i].hash[0] == v.hash[0] && p->kernels[i].hash[1] == v.hash[1]) {
-            kernel_free_arrays(mem, &v);
+            plan_kernel_free(mem, &v);
             return (long)i;
         }
     if (!LM_GROW(mem, p->kernels, p->kernels_cap, p->nkernels + 1)) {
-        kernel_free_arrays(mem, &v);
+        plan_kernel_free(mem, &v);
         return -1;
     }
     p->kernels[p->nkernels] = v;
@@ -592,7 +616,7 @@ static loom_code drop_unused_kernels(plan *p, lm_mem *mem)
     size_t k = 0;
     for (size_t i = 0; i < p->nkernels; i++) {
         if (map[i] == UINT32_MAX) {
-            kernel_free_arrays(mem, &p->kernels[i]);
+            plan_kernel_free(mem, &p->kernels[i]);
             continue;
         }
         map[i] = (uint32_t)k;
@@ -650,7 +674,7 @@ void plan_free(plan *p)
         return;
     lm_mem m = p->mem;
     for (size_t i = 0; i < p->nkernels; i++)
-        kernel_free_arrays(&m, &p->kernels[i]);
+        plan_kernel_free(&m, &p->kernels[i]);
     lm_free(&m, p->kernels, p->kernels_cap * sizeof *p->kernels);
     lm_free(&m, p->buffers, p->buffers_cap * sizeof *p->buffers);
     lm_free(&m, p->calls, p->calls_cap * sizeof *p->calls);
@@ -748,7 +772,8 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     f.ngroups = 1; /* group 0 means none */
     f.groups[0] = (group){ 0 };
-    if (fz_run(&f, roots, nroots) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
+    if (fz_run(&f, roots, nroots) != LOOM_OK || (!f.o.no_rows && fz_rows(&f) != LOOM_OK) ||
+        drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the
      * kernels that leaves unused */
@@ -808,9 +833,12 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
     for (size_t i = 0; i < p->ncalls; i++)
         per[p->kernels[p->calls[i].kernel].kind]++;
     cat(buf, size, &at, "fusion report: %llu nodes -> %zu kernels, %zu calls (gemm %zu, map %zu, reduce %zu, "
-        "gather %zu, scatter %zu); arena %.1f MiB\n", (unsigned long long)r->nodes, p->nkernels, p->ncalls,
-        per[KN_GEMM], per[KN_MAP], per[KN_REDUCE], per[KN_GATHER], per[KN_SCATTER],
+        "row chains %zu, gather %zu, scatter %zu); arena %.1f MiB\n", (unsigned long long)r->nodes, p->nkernels,
+        p->ncalls, per[KN_GEMM], per[KN_MAP], per[KN_REDUCE], per[KN_ROWS], per[KN_GATHER], per[KN_SCATTER],
         (double)p->arena_bytes / (1 << 20));
+    if (r->row_chains)
+        cat(buf, size, &at, "row chains: %llu map and reduce calls run row by row in %llu calls\n",
+            (unsigned long long)r->row_members, (unsigned long long)r->row_chains);
     if (r->batching_off)
         cat(buf, size, &at, "time batching: off (LOOM_BATCH=0); %llu matmuls\n", (unsigned long long)r->matmuls_out);
     else
@@ -834,30 +862,41 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
 
 static const char *kind_name(kn_kind k)
 {
-    static const char *const names[] = { "map", "reduce", "gemm", "gather", "scatter" };
+    static const char *const names[] = { "map", "reduce", "gemm", "gather", "scatter", "rows" };
     return (unsigned)k < KN_KIND_COUNT ? names[k] : "?";
+}
+
+static void print_kernel(const kernel *k, FILE *out)
+{
+    char sh[160];
+    if (k->kind == KN_MAP || k->kind == KN_REDUCE) {
+        fprintf(out, " space=%s ops=", loom_shape_str(k->space, -1, sh, sizeof sh));
+        for (uint32_t j = 0; j < k->ncode; j++) {
+            int op = k->code[j].op;
+            fprintf(out, "%s%s", j ? "," : "", op == KI_LOAD ? "load" : op == KI_STORE ? "store" : op_get(op)->name);
+        }
+    } else if (k->kind == KN_GEMM) {
+        const kn_gemm *g = &k->gemm;
+        fprintf(out, " %lldx[%lld,%lld,%lld]%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
+                (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "");
+    } else if (k->kind == KN_ROWS) {
+        fprintf(out, " %lld rows, %u kernels each:", (long long)k->rows, k->nsubs);
+        for (uint32_t i = 0; i < k->nsubs; i++) {
+            fprintf(out, "\n      %s", kind_name(k->subs[i].kind));
+            print_kernel(&k->subs[i], out);
+        }
+    }
 }
 
 void plan_print(const plan *p, FILE *out)
 {
-    char sh[160];
     fprintf(out, "plan: %zu kernels, %zu calls, %zu buffers, arena %llu bytes\n", p->nkernels, p->ncalls,
             p->nbuffers, (unsigned long long)p->arena_bytes);
     for (size_t i = 0; i < p->nkernels; i++) {
         const kernel *k = &p->kernels[i];
         fprintf(out, "  k%zu %s %016llx%016llx args=%u", i, kind_name(k->kind), (unsigned long long)k->hash[1],
                 (unsigned long long)k->hash[0], k->nargs);
-        if (k->kind == KN_MAP || k->kind == KN_REDUCE) {
-            fprintf(out, " space=%s ops=", loom_shape_str(k->space, -1, sh, sizeof sh));
-            for (uint32_t j = 0; j < k->ncode; j++) {
-                int op = k->code[j].op;
-                fprintf(out, "%s%s", j ? "," : "", op == KI_LOAD ? "load" : op == KI_STORE ? "store" : op_get(op)->name);
-            }
-        } else if (k->kind == KN_GEMM) {
-            const kn_gemm *g = &k->gemm;
-            fprintf(out, " %lldx[%lld,%lld,%lld]%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
-                    (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "");
-        }
+        print_kernel(k, out);
         fprintf(out, "\n");
     }
     for (size_t i = 0; i < p->nbuffers; i++) {

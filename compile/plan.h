@@ -25,6 +25,7 @@ typedef enum kn_kind {
     KN_GEMM,    /* batched matrix product */
     KN_GATHER,
     KN_SCATTER,
+    KN_ROWS,    /* map and reduce kernels run one after another row by row (rows.c) */
     KN_KIND_COUNT
 } kn_kind;
 
@@ -82,6 +83,14 @@ typedef struct kernel {
     /* gemm, gather, scatter */
     kn_gemm gemm;
     kn_index index;
+    /* rows: for each row r < rows, every sub-kernel's work items of row r
+     * (sub-kernels' spaces have rows as their first dim; their loads and
+     * stores name this kernel's arguments). arg_shared[a]: another
+     * argument may point into the same buffer, so a is not noalias. */
+    struct kernel *subs;
+    uint32_t nsubs;
+    int64_t rows;
+    uint8_t *arg_shared;
     /* derived */
     uint64_t hash[2];   /* XXH3-128 of the canonical form above */
     double cost;        /* rough work (element operations or flops) */
@@ -171,6 +180,8 @@ typedef struct plan_report {
     uint64_t matmuls_shared;     /* of matmuls_out, sharing an operand with another matmul: each
                                     depends on another's result (recurrent), so left alone */
     bool batching_off;           /* LOOM_BATCH=0 */
+    uint64_t row_chains;         /* KN_ROWS calls made */
+    uint64_t row_members;        /* map and reduce calls they replaced */
 } plan_report;
 
 typedef struct plan {
@@ -204,6 +215,7 @@ size_t plan_report_text(const struct plan *p, char *buf, size_t size);
 typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
     bool no_batch;    /* skip time-batching */
+    bool no_rows;     /* skip row chains */
     int max_fuse;     /* instructions per map kernel at most (0: default) */
 } compile_opts;
 

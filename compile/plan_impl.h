@@ -89,5 +89,16 @@ long fz_make_kernel(fz *f);
 bool fz_set_call(fz *f, uint32_t ci, long ki);
 /* The walk over the graph. */
 loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots);
+/* Row chains (rows.c): consecutive row-local map and reduce calls become
+ * one KN_ROWS call. Before memory planning. */
+loom_code fz_rows(fz *f);
+
+/* Kernels (plan.c): the hash and cost of a finished kernel, its arrays
+ * freed, and an equal kernel of the plan found or k added (k's arrays
+ * then belong to the plan, or are freed): the index, or -1. */
+void plan_kernel_hash(kernel *k);
+double plan_kernel_cost(const kernel *k);
+void plan_kernel_free(lm_mem *m, kernel *k);
+long fz_intern_kernel(fz *f, kernel *k);
 
 #endif /* LOOM_COMPILE_PLAN_IMPL_H */

@@ -53,6 +53,8 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     ctx->verbose = env && *env ? (atoi(env) > 1 ? 2 : strcmp(env, "0") != 0) : 0;
     env = getenv("LOOM_BATCH");
     ctx->no_batch = env && !strcmp(env, "0");
+    env = getenv("LOOM_ROWS");
+    ctx->no_rows = env && !strcmp(env, "0"); /* LOOM_ROWS=0: no row chains */
     lm_rng_seed(&ctx->host_rng, ctx->seed);
     if (!tape_new(ctx)) {
         lm_free(&mem, ctx, sizeof *ctx);

@@ -68,6 +68,7 @@ struct loom_ctx {
     int threads;
     int verbose;  
     bool no_batch;   /* LOOM_BATCH=0: skip time-batching (for comparisons) */
+    bool no_rows;    /* LOOM_ROWS=0: no row chains (for comparisons) */
     jit *jit;       /* made at the first JIT run */
     rt_pool *pool;
     struct fe_plan *plans; /* the plan cache, by structural key */

@@ -57,7 +57,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                               true
 #endif
                           ,
-                          .no_batch = ctx->no_batch };
+                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
         return NULL;

@@ -586,6 +586,47 @@ static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef
 }
 
 /* ------------------------------------------------------------------ */
+/* Row chains                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Work items of sub-kernel k that make one row of its space. */
+static int64_t items_per_row(const kernel *k)
+{
+    return k->kind == KN_MAP ? map_rows(k) / k->space.d[0] : 1;
+}
+
+static size_t rows_scratch(const kernel *k)
+{
+    size_t most = 0;
+    for (uint32_t i = 0; i < k->nsubs; i++)
+        if (k->subs[i].kind == KN_REDUCE && reduce_scratch(&k->subs[i]) > most)
+            most = reduce_scratch(&k->subs[i]);
+    return most;
+}
+
+/* Rows [lo, hi): for each, every sub-kernel's items of that row. */
+static int64_t emit_rows(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef scratch)
+{
+    const kernel *k = c->k;
+    loop w;
+    LLVMValueRef r = loop_begin(c, &w, lo, hi);
+    for (uint32_t i = 0; i < k->nsubs; i++) {
+        const kernel *s = &k->subs[i];
+        int64_t per = items_per_row(s);
+        LLVMValueRef a = per == 1 ? r : LLVMBuildNSWMul(c->b, r, i64c(c, per), "");
+        LLVMValueRef b = LLVMBuildNSWAdd(c->b, a, i64c(c, per), "");
+        c->k = s;
+        if (s->kind == KN_MAP)
+            emit_map(c, a, b);
+        else
+            emit_reduce(c, a, b, scratch);
+        c->k = k;
+    }
+    loop_end(c, &w);
+    return k->rows;
+}
+
+/* ------------------------------------------------------------------ */
 /* Gather and scatter-add                                             */
 /* ------------------------------------------------------------------ */
 
@@ -696,13 +737,19 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
         .k = k,
     };
     lm_mem mem = e->mem;
+    /* a row chain's sub-kernels take turns with the value arrays */
+    size_t ncode = k->ncode, nviews = k->nviews;
+    for (uint32_t i = 0; i < k->nsubs; i++) {
+        ncode = LM_MAX(ncode, (size_t)k->subs[i].ncode);
+        nviews = LM_MAX(nviews, (size_t)k->subs[i].nviews);
+    }
     c.ptr = lm_zalloc(&mem, (k->nargs + 1) * sizeof *c.ptr);
-    c.vals = lm_zalloc(&mem, (k->ncode + 1) * sizeof *c.vals);
-    c.rowoff = lm_zalloc(&mem, (k->nviews + 1) * sizeof *c.rowoff);
+    c.vals = lm_zalloc(&mem, (ncode + 1) * sizeof *c.vals);
+    c.rowoff = lm_zalloc(&mem, (nviews + 1) * sizeof *c.rowoff);
     if (!c.ptr || !c.vals || !c.rowoff) {
         lm_free(&mem, c.ptr, (k->nargs + 1) * sizeof *c.ptr);
-        lm_free(&mem, c.vals, (k->ncode + 1) * sizeof *c.vals);
-        lm_free(&mem, c.rowoff, (k->nviews + 1) * sizeof *c.rowoff);
+        lm_free(&mem, c.vals, (ncode + 1) * sizeof *c.vals);
+        lm_free(&mem, c.rowoff, (nviews + 1) * sizeof *c.rowoff);
         return e->err->code;
     }
     /* the body: internal, over noalias pointers, inlined into the entry */
@@ -722,10 +769,13 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
     add_attr(e, body, LLVMAttributeFunctionIndex, "alwaysinline");
     add_attr(e, body, LLVMAttributeFunctionIndex, "nounwind");
     for (uint32_t i = 0; i < na; i++) {
-        add_attr(e, body, i + 1, "noalias");
+        if (!k->arg_shared || !k->arg_shared[i])
+            add_attr(e, body, i + 1, "noalias");
         add_attr(e, body, i + 1, "nocapture");
         c.ptr[i] = LLVMGetParam(body, i);
     }
+    /* the per-thread scratch is the kernel's own: no buffer aliases it */
+    add_attr(e, body, na + 3, "noalias");
     c.fn = body;
     c.b = LLVMCreateBuilderInContext(e->ctx);
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(e->ctx, body, "entry"));
@@ -735,6 +785,10 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
     case KN_REDUCE:
         *work = emit_reduce(&c, lo, hi, LLVMGetParam(body, na + 2));
         *scratch = reduce_scratch(k);
+        break;
+    case KN_ROWS:
+        *work = emit_rows(&c, lo, hi, LLVMGetParam(body, na + 2));
+        *scratch = rows_scratch(k);
         break;
     case KN_GATHER: *work = emit_gather(&c, lo, hi); break;
     default: *work = emit_scatter(&c, lo, hi); break;
@@ -763,7 +817,7 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
     LLVMDisposeBuilder(c.b);
     lm_free(&mem, pt, (na + 3) * sizeof *pt);
     lm_free(&mem, c.ptr, (k->nargs + 1) * sizeof *c.ptr);
-    lm_free(&mem, c.vals, (k->ncode + 1) * sizeof *c.vals);
-    lm_free(&mem, c.rowoff, (k->nviews + 1) * sizeof *c.rowoff);
+    lm_free(&mem, c.vals, (ncode + 1) * sizeof *c.vals);
+    lm_free(&mem, c.rowoff, (nviews + 1) * sizeof *c.rowoff);
     return e->err->code;
 }

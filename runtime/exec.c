@@ -106,7 +106,7 @@ static void profile_report(rt_exec *x)
     const plan *p = x->p;
     if (!x->prof_ms || !x->prof_runs)
         return;
-    static const char *const kinds[] = { "map", "reduce", "gemm", "gather", "scatter" };
+    static const char *const kinds[] = { "map", "reduce", "gemm", "gather", "scatter", "rows" };
     double by_kind[KN_KIND_COUNT] = { 0 }, total = 0;
     for (size_t i = 0; i < p->nkernels; i++) {
         by_kind[p->kernels[i].kind] += x->prof_ms[i];
@@ -132,6 +132,8 @@ static void profile_report(rt_exec *x)
             snprintf(desc, sizeof desc, "%lldx[%lld,%lld,%lld]%s%s%s", (long long)k->gemm.batch, (long long)k->gemm.m,
                      (long long)k->gemm.n, (long long)k->gemm.k, k->gemm.ta ? " aT" : "", k->gemm.tb ? " bT" : "",
                      k->gemm.accumulate ? " acc" : "");
+        else if (k->kind == KN_ROWS)
+            snprintf(desc, sizeof desc, "%u kernels row by row over %lld rows", k->nsubs, (long long)k->rows);
         else
             snprintf(desc, sizeof desc, "%u ops over %lld elements", k->ncode, (long long)loom_shape_numel(k->space));
         fprintf(stderr, "  k%-4zu %-7s %7.2f ms %5llu calls  %s\n", best, kinds[k->kind], x->prof_ms[best] / runs,

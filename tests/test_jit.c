@@ -765,6 +765,81 @@ static void test_jit_time_batching_leaves_recurrence_alone(void **state)
     assert_int_equal(gemms, 2 * BT);
 }
 
+/* A layer-normalised cell (examples/ln_lstm.h's structure): each step's
+ * statistics, normalisation and gate math, forward and backward, run as
+ * row chains (one call per run of map and reduce kernels between GEMMs)
+ * and give the reference's values, with LOOM_ROWS=0's kernels as well. */
+static void test_jit_row_chains_match_reference(void **state)
+{
+    (void)state;
+    enum { NOUT = 6, MAXN = BT * BB * BH + 4 * BH * BH };
+    static float got[3][NOUT][MAXN];
+    size_t calls[3] = { 0 }, chains[3] = { 0 };
+    for (int k = 0; k < 3; k++) { /* reference, JIT without chains, JIT */
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 5, .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE });
+        ctx->no_rows = k == 1;
+        loom_layernorm ln_h, ln_c;
+        assert_int_equal(loom_layernorm_init(ctx, &ln_h, "ln_h", 4 * BH, 1e-5, LOOM_F32), LOOM_OK);
+        assert_int_equal(loom_layernorm_init(ctx, &ln_c, "ln_c", BH, 1e-5, LOOM_F32), LOOM_OK);
+        loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(4 * BH, BH));
+        loom_t u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(4 * BH, BH));
+        loom_param_init_normal(ctx, w, 0, 0.3);
+        loom_param_init_normal(ctx, u, 0, 0.3);
+        loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(BT, BB, BH));
+        loom_t h = loom_full(ctx, LOOM_F32, LOOM_SHAPE(BB, BH), 0), c = h, hs[BT];
+        for (int t = 0; t < BT; t++) {
+            loom_step_begin(ctx, t);
+            loom_t xt = loom_reshape(ctx, loom_slice(ctx, x, 0, t, t + 1, 1), LOOM_SHAPE(BB, BH));
+            loom_t g = loom_add(ctx, loom_matmul_t(ctx, xt, u, false, true),
+                                loom_layernorm_forward(ctx, &ln_h, loom_matmul_t(ctx, h, w, false, true)));
+            loom_t i = loom_sigmoid(ctx, loom_slice(ctx, g, 1, 0, BH, 1));
+            loom_t f = loom_sigmoid(ctx, loom_slice(ctx, g, 1, BH, 2 * BH, 1));
+            loom_t z = loom_tanh(ctx, loom_slice(ctx, g, 1, 2 * BH, 3 * BH, 1));
+            loom_t o = loom_sigmoid(ctx, loom_slice(ctx, g, 1, 3 * BH, 4 * BH, 1));
+            c = loom_add(ctx, loom_mul(ctx, f, c), loom_mul(ctx, i, z));
+            h = loom_mul(ctx, o, loom_tanh(ctx, loom_layernorm_forward(ctx, &ln_c, c)));
+            hs[t] = loom_reshape(ctx, h, LOOM_SHAPE(1, BB, BH));
+            loom_step_end(ctx);
+        }
+        loom_t out = loom_concat(ctx, BT, hs, 0);
+        loom_t loss = loom_sum_all(ctx, loom_mul(ctx, out, loom_sin(ctx, out)));
+        loom_backward(ctx, loss);
+        loom_t outs[NOUT] = { out, loom_grad(ctx, w), loom_grad(ctx, u), loom_grad(ctx, ln_h.weight),
+                              loom_grad(ctx, ln_c.bias), loom_grad(ctx, ln_c.weight) };
+        float xs[BT * BB * BH];
+        for (int j = 0; j < BT * BB * BH; j++)
+            xs[j] = (float)sin(0.7 * j);
+        assert_int_equal(loom_feed(ctx, x, xs, sizeof xs), LOOM_OK);
+        if (loom_run(ctx, NOUT, outs) != LOOM_OK)
+            fail_msg("%s", loom_errmsg(ctx));
+        for (int j = 0; j < NOUT; j++) {
+            size_t n = (size_t)loom_shape_numel(loom_shape_of(ctx, outs[j]));
+            assert_true(n <= MAXN);
+            assert_int_equal(loom_read(ctx, outs[j], got[k][j], n * sizeof(float)), LOOM_OK);
+            /* a layer norm's divisions amplify rounding over 12 steps:
+             * the JIT's kernels (chained or not) are checked against the
+             * reference loosely, and chaining must change nothing */
+            for (size_t e = 0; k && e < n; e++)
+                if (!(fabs(got[k][j][e] - got[0][j][e]) <= 3e-4 * fmax(1, fabs(got[0][j][e]))))
+                    fail_msg("output %d [%zu] (%s): %.8g, reference %.8g", j, e, k == 1 ? "no chains" : "chains",
+                             got[k][j][e], got[0][j][e]);
+            if (k == 2)
+                assert_memory_equal(got[2][j], got[1][j], n * sizeof(float));
+        }
+        if (k) {
+            const plan *p = ctx->plans[0].plan;
+            calls[k] = p->ncalls;
+            for (size_t ci = 0; ci < p->ncalls; ci++)
+                chains[k] += p->kernels[p->calls[ci].kernel].kind == KN_ROWS;
+        }
+        loom_ctx_free(ctx);
+    }
+    /* every step's forward and backward statistics and gate math chain */
+    assert_int_equal(chains[1], 0);
+    assert_true(chains[2] >= 2 * BT - 2);
+    assert_true(calls[2] * 3 < calls[1]);
+}
+
 /* The fusion report of an Elman RNN: it names the recurrent matmuls left
  * unbatched, the boundary before each (h goes to memory for the next
  * step's matmul) with a first case, and follows snprintf's contract. */
@@ -873,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_jit_time_batching_leaves_recurrence_alone),
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
         cmocka_unit_test(test_jit_fusion_report),
+        cmocka_unit_test(test_jit_row_chains_match_reference),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }
