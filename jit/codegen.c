@@ -497,8 +497,30 @@ static void reduce_nest(cg *c, int dim, LLVMValueRef *off, const red *R)
 /* Output elements one work item owns, and the item count: when the first
  * axis is kept its indices are the items (each owns a contiguous slice of
  * the output), otherwise one item does it all. */
+enum { COL_CHUNK = 512 }; /* columns a work item of a column reduction owns */
+
+/* A column reduction: every axis but the last reduced, the last one long.
+ * Its work items are chunks of columns (the output), each running over
+ * all rows: parallel, and the inner loop runs along contiguous columns. */
+static bool col_split(const kernel *k)
+{
+    int r = k->space.rank;
+    if (r < 2 || op_axis_in(k->reduce_mask, r - 1) || k->space.d[r - 1] < 2 * COL_CHUNK)
+        return false;
+    for (int i = 0; i < r - 1; i++)
+        if (!op_axis_in(k->reduce_mask, i))
+            return false;
+    /* the output: one contiguous vector */
+    const kn_instr *st = &k->code[k->ncode - 1];
+    return k->strides[(size_t)st->view * LOOM_MAX_RANK + (size_t)(r - 1)] == 1;
+}
+
 static int64_t reduce_slice(const kernel *k, int64_t *items)
 {
+    if (col_split(k)) {
+        *items = (k->space.d[k->space.rank - 1] + COL_CHUNK - 1) / COL_CHUNK;
+        return COL_CHUNK;
+    }
     int64_t out = 1;
     for (int i = 0; i < k->space.rank; i++)
         if (!op_axis_in(k->reduce_mask, i))
@@ -516,6 +538,45 @@ static size_t reduce_scratch(const kernel *k)
     int64_t items, slice = reduce_slice(k, &items);
     bool wide = st->dtype == LOOM_F32 && k->reduce_op == OP_SUM && slice <= WIDE_SLICE_MAX;
     return wide ? (size_t)(slice ? slice : 1) * sizeof(double) : 0;
+}
+
+/* Column reduction items [lo, hi): columns [j0, j1) each, over every row. */
+static void emit_col_reduce(cg *c, red *R, LLVMValueRef lo, LLVMValueRef hi)
+{
+    const kernel *k = c->k;
+    int r = k->space.rank;
+    int64_t cols = k->space.d[r - 1], outer = map_rows(k);
+    LLVMTypeRef at = ty_of(c->e, R->at);
+    loop w;
+    LLVMValueRef wi = loop_begin(c, &w, lo, hi);
+    LLVMValueRef j0 = LLVMBuildNSWMul(c->b, wi, i64c(c, COL_CHUNK), "");
+    LLVMValueRef end = LLVMBuildNSWAdd(c->b, j0, i64c(c, COL_CHUNK), "");
+    LLVMValueRef j1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, i64c(c, cols), ""), end,
+                                      i64c(c, cols), "");
+    R->base = j0;
+    loop z;
+    LLVMValueRef zi = loop_begin(c, &z, j0, j1);
+    LLVMBuildStore(c->b, identity(c, R->at), acc_ptr(c, R, zi));
+    loop_end(c, &z);
+    loop o;
+    LLVMValueRef oi = loop_begin(c, &o, i64c(c, 0), i64c(c, outer));
+    set_row(c, oi);
+    loop jl;
+    c->j = loop_begin(c, &jl, j0, j1);
+    c->coord[r - 1] = c->j;
+    set_flat(c);
+    emit_program(c, 0, k->ncode, false);
+    acc_add(c, R, view_index(c, R->st->view), c->vals[R->st->src[0]]);
+    loop_end(c, &jl);
+    loop_end(c, &o);
+    if (R->scratch) {
+        loop f;
+        LLVMValueRef fi = loop_begin(c, &f, j0, j1);
+        LLVMValueRef v = LLVMBuildLoad2(c->b, at, acc_ptr(c, R, fi), "");
+        store_elem(c, R->st->arg, R->dt, fi, LLVMBuildFPTrunc(c->b, v, ty_of(c->e, R->dt), ""));
+        loop_end(c, &f);
+    }
+    loop_end(c, &w);
 }
 
 static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef scratch)
@@ -537,6 +598,11 @@ static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef
     R.acc = LLVMBuildAlloca(eb, ty_of(c->e, R.at), "acc");
     LLVMDisposeBuilder(eb);
 
+    if (col_split(k)) {
+        emit_col_reduce(c, &R, lo, hi);
+        lm_free(&c->e->mem, off, ((size_t)r + 1) * (k->nviews + 1) * sizeof *off);
+        return items;
+    }
     loop w;
     LLVMValueRef wi = loop_begin(c, &w, lo, hi);
     R.base = split ? LLVMBuildNSWMul(c->b, wi, i64c(c, slice), "") : i64c(c, 0);

@@ -840,6 +840,39 @@ static void test_jit_row_chains_match_reference(void **state)
     assert_true(calls[2] * 3 < calls[1]);
 }
 
+/* Column reductions (every axis but a long last one reduced) split their
+ * columns across work items: sums and maxes over [a, b, 1500] (a partial
+ * last chunk) and a bias-gradient-like sum of products, against the
+ * reference, at 1 and 2 threads. */
+static void test_jit_column_reductions(void **state)
+{
+    (void)state;
+    enum { A = 3, B = 37, C = 1500 };
+    static float x[A * B * C], y[A * B * C], got[3][3][C];
+    for (int i = 0; i < A * B * C; i++) {
+        x[i] = (float)sin(0.37 * i);
+        y[i] = (float)cos(0.11 * i);
+    }
+    for (int k = 0; k < 3; k++) { /* reference, JIT 1 thread, JIT 2 threads */
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE,
+                                                      .threads = k == 2 ? 2 : 1 });
+        loom_t tx = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(A, B, C));
+        loom_t ty = loom_input(ctx, "y", LOOM_F32, LOOM_SHAPE(A, B, C));
+        int ax[2] = { 0, 1 };
+        loom_t outs[3] = { loom_sum(ctx, tx, 2, ax, false), loom_max(ctx, tx, 2, ax, false),
+                           loom_sum(ctx, loom_mul(ctx, tx, loom_exp(ctx, ty)), 2, ax, false) };
+        assert_int_equal(loom_feed(ctx, tx, x, sizeof x), LOOM_OK);
+        assert_int_equal(loom_feed(ctx, ty, y, sizeof y), LOOM_OK);
+        assert_int_equal(loom_run(ctx, 3, outs), LOOM_OK);
+        for (int j = 0; j < 3; j++) {
+            assert_int_equal(loom_read(ctx, outs[j], got[k][j], sizeof got[k][j]), LOOM_OK);
+            if (k)
+                assert_close(got[k][j], got[0][j], C, j == 0 ? "sum" : j == 1 ? "max" : "sum of products");
+        }
+        loom_ctx_free(ctx);
+    }
+}
+
 /* The fusion report of an Elman RNN: it names the recurrent matmuls left
  * unbatched, the boundary before each (h goes to memory for the next
  * step's matmul) with a first case, and follows snprintf's contract. */
@@ -949,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
         cmocka_unit_test(test_jit_fusion_report),
         cmocka_unit_test(test_jit_row_chains_match_reference),
+        cmocka_unit_test(test_jit_column_reductions),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }
