@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <llvm-c/Analysis.h>
@@ -215,6 +216,17 @@ loom_code jit_module_add(jit_engine *e, LLVMModuleRef m)
     if (c != LOOM_OK) {
         LLVMDisposeModule(m);
         return c;
+    }
+    /* LOOM_JIT_DUMP=file: the optimised IR of every module, appended */
+    const char *dump = getenv("LOOM_JIT_DUMP");
+    if (dump && *dump) {
+        char *text = LLVMPrintModuleToString(m);
+        FILE *f = fopen(dump, "a");
+        if (f) {
+            fputs(text, f);
+            fclose(f);
+        }
+        LLVMDisposeMessage(text);
     }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, e->tsc);
     LLVMErrorRef er = LLVMOrcLLJITAddLLVMIRModule(e->jit, LLVMOrcLLJITGetMainJITDylib(e->jit), tsm);
