@@ -133,6 +133,10 @@ static bool admit(rows *w, uint32_t ci)
     if (!rank || w->nmember >= MAX_MEMBERS || w->nargs + k->nargs > MAX_ARGS)
         return false;
     loom_shape s = split_space(k, w->R);
+    /* iota reads coordinates, which a split renumbers */
+    for (uint32_t i = 0; i < k->ncode && !as_is(k, w->R); i++)
+        if (k->code[i].op == OP_IOTA)
+            return false;
     size_t mark = w->nlog;
     bool ok = true;
     for (uint32_t i = 0; i < k->ncode && ok; i++) {
