@@ -116,6 +116,8 @@ static bool write_svg(FILE *f, const char *title, const series *tr, const series
             x0 = fmin(x0, all[k]->x[i]), x1 = fmax(x1, all[k]->x[i]);
             y0 = fmin(y0, all[k]->y[i]), y1 = fmax(y1, all[k]->y[i]);
         }
+    if (x0 > 0 && x0 < 0.25 * (x1 - x0))
+        x0 = 0; /* a run from its start: the axis from step 0 */
     if (x1 <= x0)
         x0 -= 1, x1 += 1;
     if (y1 <= y0)

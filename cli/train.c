@@ -556,7 +556,7 @@ static int train_loop(run *r)
     long long epoch_steps = (long long)r->train.chunks;
     double t_start = cli_now(), t_first = 0, t_interval = t_start;
     double interval_loss = 0, ema = NAN, last_val = NAN, last_loss = NAN;
-    long long interval_steps = 0, interval_tokens = 0, first_done_step = -1, last_val_step = -1;
+    long long interval_steps = 0, interval_tokens = 0, first_done_step = -1, last_ckpt_step = -1;
     int rc = CLI_OK;
     catch_signals();
     if (r->pr.tty && r->step < c->total_steps) {
@@ -609,8 +609,8 @@ static int train_loop(run *r)
         char eta[32];
         fmt_duration(per_step * (double)(c->total_steps - r->step), eta);
 
-        bool val_now = r->validate && (r->step % c->val_every == 0 || r->step == c->total_steps);
-        bool log_now = r->step % r->log_every == 0 || val_now || r->step == c->total_steps || interrupted;
+        bool ckpt_now = r->step % c->val_every == 0 || r->step == c->total_steps;
+        bool log_now = r->step % r->log_every == 0 || ckpt_now || interrupted;
         if (r->pr.tty && (now - r->pr.last_draw > 0.1 || log_now)) {
             printf("\r\033[Kstep %lld/%lld | loss %.4f", r->step, c->total_steps, ema);
             if (isfinite(last_val))
@@ -627,14 +627,16 @@ static int train_loop(run *r)
                 printf("step %lld/%lld loss %.4f %.0f tok/s ETA %s\n", r->step, c->total_steps, mean, tok_s, eta);
                 fflush(stdout);
             }
-            if (val_now) {
-                val = validate(r);
-                if (isnan(val)) {
-                    rc = CLI_FAIL;
-                    break;
+            if (ckpt_now) {
+                if (r->validate) {
+                    val = validate(r);
+                    if (isnan(val)) {
+                        rc = CLI_FAIL;
+                        break;
+                    }
+                    last_val = val;
                 }
-                last_val = val;
-                last_val_step = r->step;
+                last_ckpt_step = r->step;
                 if (save(r, mean, val, NULL) != CLI_OK) {
                     rc = CLI_FAIL;
                     break;
@@ -661,8 +663,8 @@ static int train_loop(run *r)
         return CLI_INTERRUPTED;
     }
     progress_break(&r->pr);
-    if (last_val_step != r->step && r->step > r->start_step) {
-        /* no validation at the end (none configured): still one checkpoint */
+    if (last_ckpt_step != r->step && r->step > r->start_step) {
+        /* the end of the run always leaves a checkpoint */
         if (save(r, last_loss, NAN, NULL) != CLI_OK)
             return CLI_FAIL;
     }
