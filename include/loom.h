@@ -666,6 +666,79 @@ loom_code loom_read(loom_ctx *ctx, loom_t t, void *dst, size_t bytes);
 /* The single element of a one-element tensor as a double (NAN on error). */
 double loom_item(loom_ctx *ctx, loom_t t);
 
+/* ------------------------------------------------------------------ */
+/* Ahead-of-time compilation                                          */
+/* ------------------------------------------------------------------ */
+
+/* loom_aot_emit compiles graphs of the current tape, as loom_run would,
+ * into a native object that needs neither LLVM nor loom at run time:
+ *
+ *     <dir>/<prefix>.o        the code (position independent; libc, libm)
+ *     <dir>/<prefix>.h        its C interface, generated
+ *     <dir>/<prefix>.weights  the weights, only with weights_file
+ *
+ * Each entry becomes a function of the object:
+ *
+ *     int <prefix>_<name>(void *memory, const void *weights,
+ *                         const T *in_0, ..., T *out_0, ...);
+ *
+ * memory is the caller's (<PREFIX>_<NAME>_MEMORY_BYTES, 64-byte aligned,
+ * no need to keep it between calls); weights NULL means the ones inside
+ * the object; inputs and outputs are plain arrays in the tape's shapes.
+ * Outputs are written after every input has been read, so a recurrent
+ * state is carried by passing the same array as h_in and h_out: a
+ * single-step entry for generation is just a step graph with the state
+ * among its inputs and outputs. A full sequence of up to T_max steps is a
+ * graph unrolled over T_max steps with a lengths input masking each
+ * example (loom_rnn_forward's lengths). The header states every entry's
+ * argument shapes, the memory sizes, the weights' layout, the graph hash
+ * and the format version, and carries a checked loader for weights files
+ * (magic, format version, graph hash, size and an XXH64 checksum). A
+ * commit entry also writes the tape's loom_assign updates into the
+ * weights (which the caller then owns and passes, non-NULL): a training
+ * step with no LLVM at run time.
+ *
+ * The code is the JIT's: the same plan, the same kernels; on the CPU the
+ * JIT uses ("host") the results are bitwise those of loom_run with one
+ * thread. Entries run single-threaded. Inputs an entry reads but does not
+ * list are compiled in with the value last fed (loom_tensor constants);
+ * random ops (dropout when training) read a key that becomes a last input
+ * argument "rng_key" (i32[4]: seed low, high, counter low, high). */
+typedef struct loom_aot_entry {
+    const char *name;                /* C identifier: the function <prefix>_<name> */
+    int ninputs;
+    const loom_t *inputs;            /* loom_input handles, in argument order */
+    int noutputs;
+    const loom_t *outputs;           /* values written back, in argument order */
+    const char *const *output_names; /* C identifiers, or NULL: out0, out1 ... */
+    bool commit;                     /* also apply the tape's assignments to the weights */
+} loom_aot_entry;
+
+typedef struct loom_aot_options {
+    const char *prefix;   /* C identifier for the files and every symbol; NULL: "model" */
+    const char *cpu;      /* NULL or "host" (this machine), "x86-64-v3" (AVX2), "x86-64-v4" (AVX-512) */
+    bool weights_file;    /* the weights in <prefix>.weights, not inside the object */
+    int nentries;
+    const loom_aot_entry *entries;
+} loom_aot_options;
+
+/* What an export made. */
+typedef struct loom_aot_info {
+    uint64_t graph_hash;     /* of the entries' computations and the weights' layout */
+    uint64_t object_bytes;   /* <prefix>.o */
+    uint64_t weights_bytes;  /* the weights (in the object or the file, without its header) */
+    uint64_t memory_bytes;   /* the largest entry's memory */
+    uint32_t kernels;        /* distinct kernels compiled */
+    char cpu[64];            /* the CPU the code is for ("znver5", "x86-64-v4") */
+} loom_aot_info;
+
+/* Compiles opts->entries from the current tape and writes the files into
+ * dir (which must exist), each atomically (a temporary file, then a
+ * rename). info may be NULL. LOOM_ERR_ARG for a bad name, an input that
+ * is not a loom_input, a CPU name not listed above; LOOM_ERR_IO when dir
+ * cannot be written. Nothing is left half-written on failure. */
+loom_code loom_aot_emit(loom_ctx *ctx, const char *dir, const loom_aot_options *opts, loom_aot_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,743 @@
+/*
+ * test_aot.c — ahead-of-time objects (loom_aot_emit): each test exports a
+ * model into a fresh directory, builds a small C driver against the
+ * generated header and object with the system's C compiler (LOOM_TEST_CC,
+ * found by meson at configure time), runs it on inputs written by the
+ * test, and compares what it wrote with what the JIT computes on the same
+ * inputs: bitwise for the host CPU (the same plan and kernels), within
+ * 1e-6 relative for other CPUs. Also: the object needs libc and libm only
+ * (nm -u, the binary's dynamic section), weights files are checked
+ * (corrupt, truncated, another model's, another version, bad magic),
+ * index errors and bad arguments are reported.
+ */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers: directories, files, the C compiler                        */
+/* ------------------------------------------------------------------ */
+
+static const char *test_cc(void)
+{
+    const char *cc = getenv("LOOM_TEST_CC");
+    return cc && *cc ? cc : NULL;
+}
+
+#define NEED_CC()                                                                   \
+    do {                                                                            \
+        if (!test_cc()) {                                                           \
+            print_message("no C compiler (LOOM_TEST_CC unset): AOT link skipped\n"); \
+            skip();                                                                 \
+        }                                                                           \
+    } while (0)
+
+static char *tmpdir_new(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *d = malloc(512);
+    assert_non_null(d);
+    snprintf(d, 512, "%s/loom-aot-XXXXXX", base && *base ? base : "/tmp");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void tmpdir_free(char *d)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    if (system(cmd) != 0)
+        print_message("could not remove %s\n", d);
+    free(d);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void *read_file(const char *dir, const char *name, size_t *n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc((size_t)len + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+/* Runs a shell command, capturing stdout and stderr into out; returns
+ * its exit status (-1 if it did not exit). */
+static int run_cmd(const char *cmd, char *out, size_t size)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Builds dir/prog from dir/driver.c (text src) and dir/<prefix>.o. */
+static void build_driver(const char *dir, const char *prefix, const char *src)
+{
+    write_file(dir, "driver.c", src, strlen(src));
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s -std=c11 -O1 -Wall -Wextra -Werror -I'%s' -o '%s/prog' '%s/driver.c' '%s/%s.o' -lm",
+             test_cc(), dir, dir, dir, dir, prefix);
+    if (run_cmd(cmd, out, sizeof out) != 0)
+        fail_msg("building the driver failed:\n%s\n%s", cmd, out);
+}
+
+/* Runs dir/prog with args; returns its exit status, output in out. */
+static int run_driver(const char *dir, const char *args, char *out, size_t size)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./prog %s", dir, args);
+    return run_cmd(cmd, out, size);
+}
+
+static void assert_bitwise(const float *got, const float *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            fail_msg("%s[%zu]: AOT %.9g, JIT %.9g (not bitwise equal)", what, i, got[i], want[i]);
+}
+
+/* |got - want| <= 1e-6 * max(|want|, 1e-3 max|want|) elementwise. */
+static void assert_rel(const float *got, const float *want, size_t n, double tol, const char *what)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]), ref = fmax(fabs(want[i]), 1e-3 * scale);
+        if (!(d <= tol * ref))
+            fail_msg("%s[%zu]: AOT %.9g, JIT %.9g (relative %.3g > %.3g)", what, i, got[i], want[i], d / ref, tol);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The model: a character-level LSTM LM, as a sequence and as a step  */
+/* ------------------------------------------------------------------ */
+
+enum { V = 11, H = 16, L = 2, T = 6, B = 2, STEPS = 3 };
+
+typedef struct lm {
+    loom_ctx *ctx;
+    loom_embedding emb;
+    loom_rnn *rnn;
+    loom_linear head;
+    /* the sequence: ids [T, B], lengths [B], h0, c0 [L, B, H] -> logits [T * B, V], hT, cT */
+    loom_t ids, lengths, h0, c0, logits, hT, cT;
+    /* the step: ids [1, B], h, c -> logits [B, V], h', c' */
+    loom_t sids, sh, sc, slogits, sh2, sc2;
+} lm;
+
+static void lm_half(lm *m, loom_t ids, loom_t lengths, loom_t h, loom_t c, int steps, loom_t *logits, loom_t *h2,
+                    loom_t *c2)
+{
+    loom_ctx *ctx = m->ctx;
+    loom_t x = loom_embedding_forward(ctx, &m->emb, ids);
+    loom_rnn_state init = { h, c }, fin;
+    loom_t out;
+    loom_rnn_forward(ctx, m->rnn, x, &init, lengths, false, &out, &fin);
+    *logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(steps * B, H)));
+    *h2 = fin.h;
+    *c2 = fin.c;
+}
+
+static void lm_new(lm *m, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->ctx = loom_ctx_new(&(loom_options){ .seed = seed, .threads = 1 });
+    assert_non_null(m->ctx);
+    loom_ctx *ctx = m->ctx;
+    loom_embedding_init(ctx, &m->emb, "emb", V, H, LOOM_F32);
+    m->rnn = loom_rnn_new(ctx, "rnn", &(loom_rnn_config){ .mode = LOOM_LSTM, .input_size = H, .hidden_size = H,
+                                                          .num_layers = L });
+    loom_linear_init(ctx, &m->head, "head", H, V, true, LOOM_F32);
+    TU_OK(ctx);
+    m->ids = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(T, B));
+    m->lengths = loom_input(ctx, "lengths", LOOM_I32, LOOM_SHAPE(B));
+    m->h0 = loom_input(ctx, "h0", LOOM_F32, LOOM_SHAPE(L, B, H));
+    m->c0 = loom_input(ctx, "c0", LOOM_F32, LOOM_SHAPE(L, B, H));
+    lm_half(m, m->ids, m->lengths, m->h0, m->c0, T, &m->logits, &m->hT, &m->cT);
+    m->sids = loom_input(ctx, "step ids", LOOM_I32, LOOM_SHAPE(1, B));
+    m->sh = loom_input(ctx, "h", LOOM_F32, LOOM_SHAPE(L, B, H));
+    m->sc = loom_input(ctx, "c", LOOM_F32, LOOM_SHAPE(L, B, H));
+    lm_half(m, m->sids, LOOM_NULL, m->sh, m->sc, 1, &m->slogits, &m->sh2, &m->sc2);
+    TU_OK(ctx);
+}
+
+static void lm_free(lm *m)
+{
+    loom_rnn_free(m->rnn);
+    loom_ctx_free(m->ctx);
+}
+
+static loom_code lm_export(lm *m, const char *dir, const char *prefix, const char *cpu, bool weights_file,
+                           loom_aot_info *info)
+{
+    loom_aot_entry entries[2] = {
+        { .name = "seq", .ninputs = 4, .inputs = (loom_t[]){ m->ids, m->lengths, m->h0, m->c0 }, .noutputs = 3,
+          .outputs = (loom_t[]){ m->logits, m->hT, m->cT },
+          .output_names = (const char *const[]){ "logits", "h_out", "c_out" } },
+        { .name = "step", .ninputs = 3, .inputs = (loom_t[]){ m->sids, m->sh, m->sc }, .noutputs = 3,
+          .outputs = (loom_t[]){ m->slogits, m->sh2, m->sc2 },
+          .output_names = (const char *const[]){ "logits", "h_out", "c_out" } },
+    };
+    return loom_aot_emit(m->ctx, dir, &(loom_aot_options){ .prefix = prefix, .cpu = cpu, .weights_file = weights_file,
+                                                         .nentries = 2, .entries = entries },
+                         info);
+}
+
+/* The inputs the driver reads, in its order. */
+typedef struct lm_inputs {
+    int32_t ids[T * B], lengths[B];
+    float h0[L * B * H], c0[L * B * H];
+    int32_t sids[STEPS][B];
+} lm_inputs;
+
+/* The outputs it writes, in its order. */
+typedef struct lm_outputs {
+    float logits[T * B * V], hT[L * B * H], cT[L * B * H];
+    float slogits[STEPS][B * V];
+    float h[L * B * H], c[L * B * H];
+} lm_outputs;
+
+static void lm_inputs_make(lm_inputs *in, uint32_t seed)
+{
+    uint32_t s = seed;
+    for (int i = 0; i < T * B; i++)
+        in->ids[i] = (int32_t)((s = s * 1664525u + 1013904223u) >> 8) % V;
+    in->lengths[0] = T;
+    in->lengths[1] = T - 2; /* a shorter example: its state stops at step 4 */
+    for (int i = 0; i < L * B * H; i++) {
+        in->h0[i] = (float)((int)((s = s * 1664525u + 1013904223u) >> 20) - 2048) / 4096.0f;
+        in->c0[i] = (float)((int)((s = s * 1664525u + 1013904223u) >> 20) - 2048) / 2048.0f;
+    }
+    for (int k = 0; k < STEPS; k++)
+        for (int b = 0; b < B; b++)
+            in->sids[k][b] = (int32_t)((s = s * 1664525u + 1013904223u) >> 8) % V;
+}
+
+/* What the JIT computes: the sequence, then STEPS steps carrying h, c
+ * from h0, c0. */
+static void lm_jit(lm *m, const lm_inputs *in, lm_outputs *out)
+{
+    loom_ctx *ctx = m->ctx;
+    loom_feed(ctx, m->ids, in->ids, sizeof in->ids);
+    loom_feed(ctx, m->lengths, in->lengths, sizeof in->lengths);
+    loom_feed(ctx, m->h0, in->h0, sizeof in->h0);
+    loom_feed(ctx, m->c0, in->c0, sizeof in->c0);
+    loom_t outs[3] = { m->logits, m->hT, m->cT };
+    assert_int_equal(loom_eval(ctx, 3, outs), LOOM_OK);
+    loom_read(ctx, m->logits, out->logits, sizeof out->logits);
+    loom_read(ctx, m->hT, out->hT, sizeof out->hT);
+    loom_read(ctx, m->cT, out->cT, sizeof out->cT);
+    memcpy(out->h, in->h0, sizeof out->h);
+    memcpy(out->c, in->c0, sizeof out->c);
+    for (int k = 0; k < STEPS; k++) {
+        loom_feed(ctx, m->sids, in->sids[k], sizeof in->sids[k]);
+        loom_feed(ctx, m->sh, out->h, sizeof out->h);
+        loom_feed(ctx, m->sc, out->c, sizeof out->c);
+        loom_t souts[3] = { m->slogits, m->sh2, m->sc2 };
+        assert_int_equal(loom_eval(ctx, 3, souts), LOOM_OK);
+        loom_read(ctx, m->slogits, out->slogits[k], sizeof out->slogits[k]);
+        loom_read(ctx, m->sh2, out->h, sizeof out->h);
+        loom_read(ctx, m->sc2, out->c, sizeof out->c);
+    }
+    TU_OK(ctx);
+}
+
+/* The driver: reads lm_inputs from argv[1], writes lm_outputs to argv[2];
+ * with argv[3], the weights come from that file (M_weights_load). The
+ * step carries h and c in place. Prints the entry's error and exits 10 +
+ * code on failure. */
+static const char lm_driver[] =
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include \"m.h\"\n"
+    "static void rd(FILE *f, void *p, size_t n) { if (fread(p, 1, n, f) != n) { puts(\"short input\"); exit(3); } }\n"
+    "static void wr(FILE *f, const void *p, size_t n) { if (fwrite(p, 1, n, f) != n) exit(4); }\n"
+    "static int check(int rc, const char *what) {\n"
+    "    if (rc != M_OK) { printf(\"%s: %d: %s\\n\", what, rc, m_strerror(rc)); exit(10 + rc); }\n"
+    "    return rc;\n"
+    "}\n"
+    "int main(int argc, char **argv) {\n"
+    "    static int32_t ids[M_SEQ_IDS_COUNT], lengths[M_SEQ_LENGTHS_COUNT], sids[M_STEP_STEP_IDS_COUNT];\n"
+    "    static float h0[M_SEQ_H0_COUNT], c0[M_SEQ_C0_COUNT], logits[M_SEQ_LOGITS_COUNT];\n"
+    "    static float hT[M_SEQ_H_OUT_COUNT], cT[M_SEQ_C_OUT_COUNT], slog[M_STEP_LOGITS_COUNT];\n"
+    "    const void *w = NULL;\n"
+    "    void *block = NULL;\n"
+    "    if (argc < 3) return 2;\n"
+    "    if (argc > 3) check(m_weights_load(argv[3], &block, &w), \"weights\");\n"
+    "    FILE *in = fopen(argv[1], \"rb\"), *out = fopen(argv[2], \"wb\");\n"
+    "    void *mem = aligned_alloc(M_ALIGN, (M_MEMORY_BYTES + M_ALIGN - 1) / M_ALIGN * M_ALIGN);\n"
+    "    if (!in || !out || !mem) return 2;\n"
+    "    rd(in, ids, sizeof ids); rd(in, lengths, sizeof lengths); rd(in, h0, sizeof h0); rd(in, c0, sizeof c0);\n"
+    "    check(m_seq(mem, w, ids, lengths, h0, c0, logits, hT, cT), \"seq\");\n"
+    "    wr(out, logits, sizeof logits); wr(out, hT, sizeof hT); wr(out, cT, sizeof cT);\n"
+    "    for (int k = 0; k < " "3" "; k++) {\n"
+    "        rd(in, sids, sizeof sids);\n"
+    "        check(m_step(mem, w, sids, h0, c0, slog, h0, c0), \"step\");\n"
+    "        wr(out, slog, sizeof slog);\n"
+    "    }\n"
+    "    wr(out, h0, sizeof h0); wr(out, c0, sizeof c0);\n"
+    "    fclose(in);\n"
+    "    if (fclose(out) != 0) return 4;\n"
+    "    free(mem);\n"
+    "    free(block);\n"
+    "    puts(\"done\");\n"
+    "    return 0;\n"
+    "}\n";
+
+/* Runs the driver in dir on fresh inputs; compares with the JIT. */
+static void lm_check(lm *m, const char *dir, const char *weights_arg, bool bitwise)
+{
+    static lm_inputs in;
+    static lm_outputs want;
+    lm_inputs_make(&in, 7);
+    lm_jit(m, &in, &want);
+    write_file(dir, "in.bin", &in, sizeof in);
+    char args[700], out[4096];
+    snprintf(args, sizeof args, "in.bin out.bin %s", weights_arg ? weights_arg : "");
+    int rc = run_driver(dir, args, out, sizeof out);
+    if (rc != 0)
+        fail_msg("driver exited %d: %s", rc, out);
+    size_t n;
+    lm_outputs *got = read_file(dir, "out.bin", &n);
+    assert_int_equal(n, sizeof *got);
+    const float *g = (const float *)got, *w = (const float *)&want;
+    if (bitwise) {
+        assert_bitwise(got->logits, want.logits, TU_LEN(want.logits), "seq logits");
+        assert_bitwise(got->hT, want.hT, TU_LEN(want.hT), "seq h_out");
+        assert_bitwise(got->cT, want.cT, TU_LEN(want.cT), "seq c_out");
+        assert_bitwise(g, w, sizeof want / sizeof(float), "outputs");
+    } else {
+        assert_rel(got->logits, want.logits, TU_LEN(want.logits), 1e-6, "seq logits");
+        assert_rel(got->hT, want.hT, TU_LEN(want.hT), 1e-6, "seq h_out");
+        for (int k = 0; k < STEPS; k++)
+            assert_rel(got->slogits[k], want.slogits[k], TU_LEN(want.slogits[k]), 1e-6, "step logits");
+        assert_rel(got->h, want.h, TU_LEN(want.h), 1e-6, "step h");
+        assert_rel(got->c, want.c, TU_LEN(want.c), 1e-6, "step c");
+    }
+    free(got);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                              */
+/* ------------------------------------------------------------------ */
+
+static void test_aot_host_matches_jit_bitwise(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    lm m;
+    lm_new(&m, 11);
+    loom_aot_info info;
+    assert_int_equal(lm_export(&m, dir, "m", NULL, false, &info), LOOM_OK);
+    assert_true(info.object_bytes > info.weights_bytes);
+    assert_true(info.kernels > 0 && info.memory_bytes > 0);
+    build_driver(dir, "m", lm_driver);
+    lm_check(&m, dir, NULL, true);
+    lm_free(&m);
+    tmpdir_free(dir);
+}
+
+static void test_aot_cpus_match_jit(void **state)
+{
+    (void)state;
+    NEED_CC();
+    static const char *const cpus[] = { "x86-64-v3", "x86-64-v4" };
+    for (size_t i = 0; i < TU_LEN(cpus); i++) {
+        char *dir = tmpdir_new();
+        lm m;
+        lm_new(&m, 12);
+        loom_aot_info info;
+        assert_int_equal(lm_export(&m, dir, "m", cpus[i], false, &info), LOOM_OK);
+        assert_string_equal(info.cpu, cpus[i]);
+        char path[600], out[256];
+        snprintf(path, sizeof path, "grep -c '#define M_CPU \"%s\"' '%s/m.h'", cpus[i], dir);
+        assert_int_equal(run_cmd(path, out, sizeof out), 0);
+        build_driver(dir, "m", lm_driver);
+        lm_check(&m, dir, NULL, false);
+        lm_free(&m);
+        tmpdir_free(dir);
+    }
+}
+
+/* The object's undefined symbols are libc's memory functions at most,
+ * and the binary needs libc and libm only. */
+static void test_aot_needs_libc_only(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    lm m;
+    lm_new(&m, 13);
+    assert_int_equal(lm_export(&m, dir, "m", NULL, false, NULL), LOOM_OK);
+    build_driver(dir, "m", lm_driver);
+    char cmd[700], out[16384];
+    snprintf(cmd, sizeof cmd, "nm -u '%s/m.o'", dir);
+    if (run_cmd(cmd, out, sizeof out) != 0) {
+        print_message("nm not found: the undefined-symbol check is skipped\n");
+    } else {
+        static const char *const allowed[] = { "memcpy", "memmove", "memset" };
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            char *sym = strrchr(line, ' ');
+            sym = sym ? sym + 1 : line;
+            bool ok = false;
+            for (size_t i = 0; i < TU_LEN(allowed); i++)
+                ok |= !strcmp(sym, allowed[i]);
+            if (!ok)
+                fail_msg("the object needs symbol \"%s\", which is neither libc's nor libm's memory function", sym);
+        }
+    }
+    snprintf(cmd, sizeof cmd, "readelf -d '%s/prog'", dir);
+    if (run_cmd(cmd, out, sizeof out) != 0) {
+        print_message("readelf not found: the dynamic-section check is skipped\n");
+    } else {
+        int needed = 0;
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            if (!strstr(line, "(NEEDED)"))
+                continue;
+            needed++;
+            if (!strstr(line, "[libc.so.6]") && !strstr(line, "[libm.so.6]"))
+                fail_msg("the binary needs more than libc and libm: %s", line);
+        }
+        assert_true(needed >= 1);
+    }
+    lm_free(&m);
+    tmpdir_free(dir);
+}
+
+static void patch_file(const char *dir, const char *from, const char *to, long at, int xor_byte, long truncate_to)
+{
+    size_t n;
+    unsigned char *d = read_file(dir, from, &n);
+    if (at >= 0) {
+        assert_true((size_t)at < n);
+        d[at] ^= (unsigned char)xor_byte;
+    }
+    write_file(dir, to, d, truncate_to >= 0 ? (size_t)truncate_to : n);
+    free(d);
+}
+
+static void expect_refused(const char *dir, const char *file, int code, const char *fragment)
+{
+    char args[700], out[4096];
+    snprintf(args, sizeof args, "in.bin out.bin %s", file);
+    int rc = run_driver(dir, args, out, sizeof out);
+    if (rc != 10 + code || !strstr(out, fragment))
+        fail_msg("weights file %s: exit %d (want %d) and \"%s\" (want \"%s\")", file, rc, 10 + code, out, fragment);
+}
+
+static void test_aot_weights_file_checked(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new(), *other = tmpdir_new();
+    lm m;
+    lm_new(&m, 14);
+    loom_aot_info info;
+    assert_int_equal(lm_export(&m, dir, "m", NULL, true, &info), LOOM_OK);
+    build_driver(dir, "m", lm_driver);
+    /* the object holds no weights: the file's give the JIT's results */
+    assert_true(info.object_bytes < info.weights_bytes + 100000);
+    lm_check(&m, dir, "m.weights", true);
+    /* without them the entries refuse to run */
+    char out[4096];
+    static lm_inputs in;
+    lm_inputs_make(&in, 3);
+    write_file(dir, "in.bin", &in, sizeof in);
+    int rc = run_driver(dir, "in.bin out.bin", out, sizeof out);
+    if (rc != 10 + 2 || !strstr(out, "no weights"))
+        fail_msg("no weights: exit %d, %s", rc, out);
+
+    size_t n;
+    free(read_file(dir, "m.weights", &n));
+    assert_int_equal(n, 64 + info.weights_bytes);
+    patch_file(dir, "m.weights", "corrupt.weights", 64 + 100, 0x01, -1);
+    expect_refused(dir, "corrupt.weights", 9, "corrupt (checksum mismatch)");
+    patch_file(dir, "m.weights", "truncated.weights", -1, 0, (long)n - 1);
+    expect_refused(dir, "truncated.weights", 5, "truncated");
+    patch_file(dir, "m.weights", "short.weights", -1, 0, 40);
+    expect_refused(dir, "short.weights", 5, "truncated");
+    patch_file(dir, "m.weights", "magic.weights", 0, 0x20, -1);
+    expect_refused(dir, "magic.weights", 6, "not a loom weights file");
+    patch_file(dir, "m.weights", "version.weights", 8, 0x02, -1);
+    expect_refused(dir, "version.weights", 7, "another format version");
+    patch_file(dir, "m.weights", "hash.weights", 16, 0x01, -1);
+    expect_refused(dir, "hash.weights", 8, "another model");
+    /* trailing bytes */
+    unsigned char *d = read_file(dir, "m.weights", &n);
+    unsigned char *d2 = realloc(d, n + 8);
+    assert_non_null(d2);
+    memset(d2 + n, 0, 8);
+    write_file(dir, "long.weights", d2, n + 8);
+    free(d2);
+    expect_refused(dir, "long.weights", 6, "bytes after the weights");
+    expect_refused(dir, "missing.weights", 4, "cannot be opened");
+
+    /* another model's weights (another seed: same graph, same hash, fine;
+     * another tape: another hash) */
+    lm m2;
+    lm_new(&m2, 15);
+    loom_t extra = loom_tanh(m2.ctx, m2.slogits); /* a different step entry */
+    loom_aot_entry e = { .name = "step", .ninputs = 3, .inputs = (loom_t[]){ m2.sids, m2.sh, m2.sc },
+                         .noutputs = 1, .outputs = &extra };
+    assert_int_equal(loom_aot_emit(m2.ctx, other, &(loom_aot_options){ .prefix = "m", .weights_file = true,
+                                                                      .nentries = 1, .entries = &e },
+                                   NULL),
+                     LOOM_OK);
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "cp '%s/m.weights' '%s/other.weights'", other, dir);
+    assert_int_equal(system(cmd), 0);
+    expect_refused(dir, "other.weights", 8, "another model");
+    lm_free(&m2);
+    lm_free(&m);
+    tmpdir_free(other);
+    tmpdir_free(dir);
+}
+
+/* An embedding index out of range: the entry returns E_INDEX with the
+ * status words set, as loom_run reports LOOM_ERR_INDEX. */
+static void test_aot_index_error(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .threads = 1 });
+    loom_embedding emb;
+    loom_embedding_init(ctx, &emb, "emb", 5, 8, LOOM_F32);
+    loom_t ids = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(3));
+    loom_t y = loom_embedding_forward(ctx, &emb, ids);
+    TU_OK(ctx);
+    loom_aot_entry e = { .name = "embed", .ninputs = 1, .inputs = &ids, .noutputs = 1, .outputs = &y };
+    assert_int_equal(loom_aot_emit(ctx, dir, &(loom_aot_options){ .prefix = "g", .nentries = 1, .entries = &e }, NULL),
+                     LOOM_OK);
+    static const char driver[] =
+        "#include <stdio.h>\n#include <stdlib.h>\n#include \"g.h\"\n"
+        "int main(void) {\n"
+        "    void *mem = aligned_alloc(G_ALIGN, (G_MEMORY_BYTES + G_ALIGN - 1) / G_ALIGN * G_ALIGN);\n"
+        "    int32_t ok[3] = { 0, 4, 2 }, bad[3] = { 1, 7, 2 };\n"
+        "    float y[G_EMBED_OUT0_COUNT];\n"
+        "    int rc = g_embed(mem, NULL, ok, y);\n"
+        "    printf(\"ok %d %.9g\\n\", rc, y[8]);\n"
+        "    rc = g_embed(mem, NULL, bad, y);\n"
+        "    const int32_t *st = (const int32_t *)((char *)mem + G_EMBED_STATUS_OFFSET);\n"
+        "    printf(\"bad %d %s: position %d index %d range %d\\n\", rc, g_strerror(rc), st[0] - 1, st[1], st[2]);\n"
+        "    rc = g_embed((char *)mem + 8, NULL, ok, y);\n"
+        "    printf(\"misaligned %d\\n\", rc);\n"
+        "    free(mem);\n"
+        "    return 0;\n"
+        "}\n";
+    build_driver(dir, "g", driver);
+    char out[4096], want[256];
+    assert_int_equal(run_driver(dir, "", out, sizeof out), 0);
+    const float *table = loom_param_data(ctx, emb.weight); /* row 4, column 0 is y[8] */
+    snprintf(want, sizeof want, "ok 0 %.9g\nbad 3 an index (gather or scatter-add) is out of range: position 1 index 7 "
+             "range 5\nmisaligned 1\n", table[4 * 8]);
+    assert_string_equal(out, want);
+    /* the JIT says the same */
+    loom_feed(ctx, ids, (int32_t[]){ 1, 7, 2 }, 12);
+    assert_int_equal(loom_run(ctx, 1, &y), LOOM_ERR_INDEX);
+    loom_ctx_free(ctx);
+    tmpdir_free(dir);
+}
+
+/* A training step as one commit entry: forward, backward and the SGD
+ * update, the weights updated in the caller's copy. Two steps match two
+ * loom_run steps of the JIT. */
+static void test_aot_training_step(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .threads = 1, .seed = 5 });
+    loom_t W = loom_param(ctx, "W", LOOM_F32, LOOM_SHAPE(4, 3));
+    loom_t bias = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(3));
+    loom_param_init_normal(ctx, W, 0, 0.5);
+    loom_param_init_normal(ctx, bias, 0, 0.5);
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(5, 4));
+    loom_t t = loom_input(ctx, "target", LOOM_F32, LOOM_SHAPE(5, 3));
+    loom_t y = loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, x, W), bias));
+    loom_t loss = loom_mean_all(ctx, loom_square(ctx, loom_sub(ctx, y, t)));
+    loom_backward(ctx, loss);
+    loom_assign(ctx, W, loom_sub(ctx, W, loom_muls(ctx, loom_grad(ctx, W), 0.5)));
+    loom_assign(ctx, bias, loom_sub(ctx, bias, loom_muls(ctx, loom_grad(ctx, bias), 0.5)));
+    TU_OK(ctx);
+    loom_aot_entry e = { .name = "train", .ninputs = 2, .inputs = (loom_t[]){ x, t }, .noutputs = 1,
+                         .outputs = &loss, .output_names = (const char *const[]){ "loss" }, .commit = true };
+    loom_aot_info info;
+    assert_int_equal(loom_aot_emit(ctx, dir, &(loom_aot_options){ .prefix = "tr", .nentries = 1, .entries = &e }, &info),
+                     LOOM_OK);
+    static const char driver[] =
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"tr.h\"\n"
+        "int main(void) {\n"
+        "    void *mem = aligned_alloc(TR_ALIGN, (TR_MEMORY_BYTES + TR_ALIGN - 1) / TR_ALIGN * TR_ALIGN);\n"
+        "    void *w = aligned_alloc(TR_ALIGN, TR_WEIGHTS_BYTES);\n"
+        "    float x[TR_TRAIN_X_COUNT], t[TR_TRAIN_TARGET_COUNT], loss;\n"
+        "    for (int i = 0; i < TR_TRAIN_X_COUNT; i++) x[i] = (float)(i % 7) / 7.0f - 0.4f;\n"
+        "    for (int i = 0; i < TR_TRAIN_TARGET_COUNT; i++) t[i] = (float)(i % 3) / 3.0f - 0.3f;\n"
+        "    int rc = tr_train(mem, NULL, x, t, &loss);\n"
+        "    printf(\"null %d\\n\", rc);\n"
+        "    memcpy(w, tr_weights(), TR_WEIGHTS_BYTES);\n"
+        "    for (int s = 0; s < 2; s++) {\n"
+        "        rc = tr_train(mem, w, x, t, &loss);\n"
+        "        printf(\"%d %.9g\\n\", rc, loss);\n"
+        "    }\n"
+        "    FILE *f = fopen(\"w.bin\", \"wb\");\n"
+        "    if (!f || fwrite(w, 1, TR_WEIGHTS_BYTES, f) != TR_WEIGHTS_BYTES || fclose(f) != 0) return 1;\n"
+        "    return 0;\n"
+        "}\n";
+    build_driver(dir, "tr", driver);
+    char out[4096];
+    assert_int_equal(run_driver(dir, "", out, sizeof out), 0);
+    float xv[20], tv[15];
+    for (int i = 0; i < 20; i++)
+        xv[i] = (float)(i % 7) / 7.0f - 0.4f;
+    for (int i = 0; i < 15; i++)
+        tv[i] = (float)(i % 3) / 3.0f - 0.3f;
+    loom_feed(ctx, x, xv, sizeof xv);
+    loom_feed(ctx, t, tv, sizeof tv);
+    char want[256];
+    size_t len = (size_t)snprintf(want, sizeof want, "null 2\n");
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+        len += (size_t)snprintf(want + len, sizeof want - len, "0 %.9g\n", loom_item(ctx, loss));
+    }
+    assert_string_equal(out, want);
+    size_t n;
+    float *w = read_file(dir, "w.bin", &n);
+    assert_int_equal(n, info.weights_bytes);
+    assert_bitwise(w, loom_param_data(ctx, W), 12, "W after two steps");
+    assert_bitwise(w + 16, loom_param_data(ctx, bias), 3, "b after two steps");
+    free(w);
+    loom_ctx_free(ctx);
+    tmpdir_free(dir);
+}
+
+/* Bad requests: a status code and a message naming the cause, no files. */
+static void test_aot_bad_arguments(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .threads = 1 });
+    loom_t W = loom_param(ctx, "W", LOOM_F32, LOOM_SHAPE(4, 3));
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(2, 4));
+    loom_t unfed = loom_input(ctx, "unfed", LOOM_F32, LOOM_SHAPE(2, 3));
+    loom_t y = loom_matmul(ctx, x, W);
+    loom_t z = loom_add(ctx, y, unfed);
+    TU_OK(ctx);
+    loom_aot_entry e = { .name = "run", .ninputs = 1, .inputs = &x, .noutputs = 1, .outputs = &y };
+    loom_aot_options o = { .prefix = "m", .nentries = 1, .entries = &e };
+
+    assert_int_equal(loom_aot_emit(NULL, dir, &o, NULL), LOOM_ERR_HANDLE);
+
+    o.cpu = "pentium9";
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "unknown CPU \"pentium9\"", "x86-64-v3");
+    loom_clear_error(ctx);
+    o.cpu = NULL;
+
+    o.prefix = "my model";
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "prefix \"my model\"", "C identifier");
+    loom_clear_error(ctx);
+    o.prefix = "m";
+
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", dir);
+    assert_int_equal(loom_aot_emit(ctx, missing, &o, NULL), LOOM_ERR_IO);
+    tu_assert_error(ctx, LOOM_ERR_IO, "no/such/dir", "No such file");
+    loom_clear_error(ctx);
+
+    /* an input that is not a loom_input */
+    e.inputs = &y;
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "input 0 is a matmul node", "not a loom_input");
+    loom_clear_error(ctx);
+    e.inputs = &x;
+
+    /* an input read but neither listed nor fed */
+    e.outputs = &z;
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "reads input \"unfed\"", "neither among its inputs nor fed");
+    loom_clear_error(ctx);
+    e.outputs = &y;
+
+    /* names */
+    e.name = "2run";
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "entry 0: name \"2run\"", "C identifier");
+    loom_clear_error(ctx);
+    e.name = "run";
+    e.output_names = (const char *const[]){ "x" };
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "output name \"x\"", "taken");
+    loom_clear_error(ctx);
+    e.output_names = (const char *const[]){ "weights" };
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    loom_clear_error(ctx);
+    e.output_names = NULL;
+    e.commit = true;
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "commits", "no loom_assign");
+    loom_clear_error(ctx);
+    e.commit = false;
+
+    /* a stale handle */
+    loom_t stale = y;
+    o.nentries = 0;
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_ARG);
+    loom_clear_error(ctx);
+    o.nentries = 1;
+    loom_reset(ctx);
+    e.outputs = &stale;
+    assert_int_equal(loom_aot_emit(ctx, dir, &o, NULL), LOOM_ERR_HANDLE);
+    loom_clear_error(ctx);
+
+    /* nothing was written by any of these */
+    char out[4096], cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    loom_ctx_free(ctx);
+    tmpdir_free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_aot_host_matches_jit_bitwise),
+        cmocka_unit_test(test_aot_cpus_match_jit),
+        cmocka_unit_test(test_aot_needs_libc_only),
+        cmocka_unit_test(test_aot_weights_file_checked),
+        cmocka_unit_test(test_aot_index_error),
+        cmocka_unit_test(test_aot_training_step),
+        cmocka_unit_test(test_aot_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
