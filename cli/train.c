@@ -573,7 +573,6 @@ static int train_loop(run *r)
         cli_streams_chunk(&r->train, (size_t)j, x, y);
         loom_feed(r->m.ctx, r->tp.ids, x, cells * sizeof *x);
         loom_feed(r->m.ctx, r->tp.targets, y, cells * sizeof *y);
-        double t0 = cli_now();
         if (loom_optimizer_step(r->m.ctx, r->opt, 1, &r->tp.loss) != LOOM_OK) {
             progress_break(&r->pr);
             cli_error(CMD, "step %lld: %s", r->step + 1, loom_errmsg(r->m.ctx));
@@ -596,7 +595,6 @@ static int train_loop(run *r)
         } else {
             interval_tokens += (long long)cells;
         }
-        (void)t0;
         last_loss = loss;
         interval_loss += loss;
         interval_steps++;
