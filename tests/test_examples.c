@@ -1,0 +1,404 @@
+/*
+ * test_examples.c — the example programs end to end: each built binary
+ * (paths from meson: argv[1] forecast, argv[2] tagging, argv[3] finetune)
+ * runs as a child process on its --tiny settings at one thread, and the
+ * figures it prints are held to what the example claims: the forecaster
+ * beats the naive forecasts, the tagger's F1 is far above chance, every
+ * fine-tuning mode lowers the target text's validation loss. Bad command
+ * lines must end with status 2 and a message, unreadable files with a
+ * non-zero status, never a crash.
+ */
+#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *forecast_bin, *tagging_bin, *finetune_bin;
+static char tmpdir[64];
+
+/* ------------------------------------------------------------------ */
+/* Running a binary                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct result {
+    int status;    /* the exit status, or 128 + the signal that ended it */
+    bool signaled; /* a crash */
+    char *out, *err;
+    size_t nout, nerr;
+} result;
+
+static void result_free(result *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+static void append(char **buf, size_t *n, const char *data, size_t k)
+{
+    *buf = realloc(*buf, *n + k + 1);
+    assert_non_null(*buf);
+    memcpy(*buf + *n, data, k);
+    *n += k;
+    (*buf)[*n] = 0;
+}
+
+/* Runs bin with args (NULL-terminated) at one thread, in tmpdir, and
+ * collects its output and status. */
+static result run(const char *bin, const char *const *args)
+{
+    int po[2], pe[2];
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = bin;
+        for (; args[n - 1] && n < 63; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        setenv("LOOM_THREADS", "1", 1);
+        if (chdir(tmpdir) != 0)
+            _exit(126);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    result r;
+    memset(&r, 0, sizeof r);
+    append(&r.out, &r.nout, "", 0);
+    append(&r.err, &r.nerr, "", 0);
+    struct pollfd fds[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
+    for (int open_fds = 2; open_fds > 0;) {
+        if (poll(fds, 2, -1) < 0) {
+            assert_int_equal(errno, EINTR);
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[4096];
+            ssize_t k = read(fds[i].fd, buf, sizeof buf);
+            if (k > 0) {
+                if (i == 0)
+                    append(&r.out, &r.nout, buf, (size_t)k);
+                else
+                    append(&r.err, &r.nerr, buf, (size_t)k);
+            } else if (k == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    r.signaled = WIFSIGNALED(st);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+#define RUN(bin, ...) run(bin, (const char *const[]){ __VA_ARGS__, NULL })
+
+static void expect_status(const result *r, int status, const char *what)
+{
+    if (r->signaled)
+        fail_msg("%s: killed by signal %d (a crash)\nstderr: %s", what, r->status - 128, r->err);
+    if (r->status != status)
+        fail_msg("%s: exit status %d, expected %d\nstdout: %.3000s\nstderr: %.2000s", what, r->status, status, r->out,
+                 r->err);
+}
+
+/* The rest of the first output line that starts with prefix (leading
+ * spaces skipped); fails the test if there is none. */
+static const char *line_after(const result *r, const char *prefix)
+{
+    for (const char *line = r->out; *line; line += strcspn(line, "\n"), line += *line == '\n') {
+        const char *s = line + strspn(line, " ");
+        if (!strncmp(s, prefix, strlen(prefix)))
+            return s + strlen(prefix);
+    }
+    fail_msg("no line starting with \"%s\" in the output:\n%.3000s", prefix, r->out);
+    return NULL;
+}
+
+/* The number after key within the line that starts at s. */
+static double number_after(const char *s, const char *key)
+{
+    size_t len = strcspn(s, "\n");
+    const char *at = strstr(s, key);
+    if (!at || at >= s + len)
+        fail_msg("no \"%s\" in \"%.*s\"", key, (int)len, s);
+    char *end;
+    double x = strtod(at + strlen(key), &end);
+    if (end == at + strlen(key))
+        fail_msg("no number after \"%s\" in \"%.*s\"", key, (int)len, s);
+    return x;
+}
+
+static char *path_in(const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* forecast                                                           */
+/* ------------------------------------------------------------------ */
+
+/* On the generated series the LSTM's test RMSE is below both naive
+ * forecasts', and the checkpoint carries the z-score statistics. */
+static void test_examples_forecast_beats_naive(void **state)
+{
+    (void)state;
+    result r = RUN(forecast_bin, "--tiny", "--out", path_in("forecast.safetensors"));
+    expect_status(&r, 0, "forecast --tiny");
+    const char *line = line_after(&r, "test rmse");
+    double lstm = number_after(line, "lstm "), naive = number_after(line, "naive-last "),
+           seasonal = number_after(line, "seasonal-naive ");
+    print_message("forecast: test rmse lstm %.4f, naive last %.4f, seasonal naive %.4f\n", lstm, naive, seasonal);
+    assert_true(lstm > 0 && isfinite(lstm));
+    assert_true(lstm < naive);
+    assert_true(lstm < seasonal);
+    /* the statistics are in the saved metadata, as printed */
+    const char *cfg = line_after(&r, "{\"model\": \"forecast-lstm\"");
+    assert_true(number_after(cfg, "\"std\": ") > 0);
+    assert_true(isfinite(number_after(cfg, "\"mean\": ")));
+    struct stat st;
+    assert_int_equal(stat(path_in("forecast.safetensors"), &st), 0);
+    result_free(&r);
+}
+
+/* A CSV column by header name trains and reports; a missing column, a
+ * value that is not a number and a missing file fail with status 1 and a
+ * message naming the problem. */
+static void test_examples_forecast_csv_column(void **state)
+{
+    (void)state;
+    char *csv = NULL;
+    size_t n = 0;
+    append(&csv, &n, "day,price,volume\n", 17);
+    for (int t = 0; t < 300; t++) {
+        char line[96];
+        int k = snprintf(line, sizeof line, "d%d,%.4f,%d\n", t, 20 + 5 * sin(t * 0.7) + 0.01 * t, t % 7);
+        append(&csv, &n, line, (size_t)k);
+    }
+    write_text(path_in("series.csv"), csv);
+    result r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "price", "--steps", "40", "--season",
+                   "9", "--out", path_in("csv.safetensors"));
+    expect_status(&r, 0, "forecast --csv --column price");
+    const char *line = line_after(&r, "test rmse");
+    assert_true(isfinite(number_after(line, "lstm ")));
+    assert_non_null(strstr(r.out, "300 values"));
+    result_free(&r);
+
+    r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "close");
+    expect_status(&r, 1, "forecast with a column not in the header");
+    assert_non_null(strstr(r.err, "no column named \"close\""));
+    result_free(&r);
+
+    r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "0");
+    expect_status(&r, 1, "forecast on a text column");
+    assert_non_null(strstr(r.err, "series.csv:2"));
+    assert_non_null(strstr(r.err, "not a number"));
+    result_free(&r);
+
+    r = RUN(forecast_bin, "--csv", path_in("no-such.csv"));
+    expect_status(&r, 1, "forecast on a missing file");
+    assert_non_null(strstr(r.err, "cannot open"));
+    result_free(&r);
+
+    write_text(path_in("short.csv"), "1\n2\n3\n");
+    r = RUN(forecast_bin, "--csv", path_in("short.csv"));
+    expect_status(&r, 1, "forecast on three values");
+    assert_non_null(strstr(r.err, "too few"));
+    result_free(&r);
+    free(csv);
+}
+
+/* ------------------------------------------------------------------ */
+/* tagging                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Per-class rows for every tag, and micro and macro F1 (over the classes
+ * other than O) far above what guessing from the class frequencies gets
+ * (about 0.14 on this task; all O gets 0). */
+static void test_examples_tagging_f1_above_chance(void **state)
+{
+    (void)state;
+    result r = RUN(tagging_bin, "--tiny");
+    expect_status(&r, 0, "tagging --tiny");
+    static const char *const classes[] = { "O ", "NUM ", "SPAN-A ", "SPAN-B " };
+    for (size_t i = 0; i < TU_LEN(classes); i++) {
+        const char *row = line_after(&r, classes[i]);
+        double p, rec, f;
+        assert_int_equal(sscanf(row, "%lf %lf %lf", &p, &rec, &f), 3);
+        assert_true(p >= 0 && p <= 1 && rec >= 0 && rec <= 1 && f >= 0 && f <= 1);
+    }
+    double mp, mr, micro, Mp, Mr, macro;
+    assert_int_equal(sscanf(line_after(&r, "micro "), "%lf %lf %lf", &mp, &mr, &micro), 3);
+    assert_int_equal(sscanf(line_after(&r, "macro "), "%lf %lf %lf", &Mp, &Mr, &macro), 3);
+    double chance = number_after(line_after(&r, "token accuracy"), "chance macro f1 ");
+    print_message("tagging: micro f1 %.4f, macro f1 %.4f, chance %.4f\n", micro, macro, chance);
+    assert_true(chance > 0.05 && chance < 0.3);
+    assert_true(macro > 0.8);
+    assert_true(micro > 0.8);
+    result_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* finetune                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Full, frozen-lower-layer and LoRA fine-tuning each lower the target
+ * text's validation loss; the merged LoRA model computes what the adapted
+ * one did; the checkpoint is where --out said. */
+static void test_examples_finetune_lowers_val_loss(void **state)
+{
+    (void)state;
+    result r = RUN(finetune_bin, "--tiny", "--out", path_in("pretrained.safetensors"));
+    expect_status(&r, 0, "finetune --tiny");
+    static const char *const modes[] = { "fine-tune full:", "fine-tune frozen:", "fine-tune lora:" };
+    double lora_after = 0;
+    for (size_t i = 0; i < TU_LEN(modes); i++) {
+        const char *line = line_after(&r, modes[i]);
+        const char *arrow = strstr(line, " -> ");
+        assert_non_null(arrow);
+        const char *b = arrow;
+        while (b > line && b[-1] != ' ')
+            b--;
+        double before = strtod(b, NULL), after = strtod(arrow + 4, NULL);
+        print_message("%s val loss %.4f -> %.4f\n", modes[i], before, after);
+        assert_true(isfinite(before) && isfinite(after) && after > 0);
+        assert_true(after < before);
+        lora_after = after;
+    }
+    double merged = number_after(line_after(&r, "lora merged"), "val loss ");
+    assert_true(fabs(merged - lora_after) < 1e-3);
+    /* frozen and LoRA train fewer parameters than full */
+    long full = (long)number_after(line_after(&r, "fine-tuning full"), ": ");
+    long lora = (long)number_after(line_after(&r, "fine-tuning lora"), "): ");
+    assert_true(lora > 0 && lora < full / 4);
+    struct stat st;
+    assert_int_equal(stat(path_in("pretrained.safetensors"), &st), 0);
+    result_free(&r);
+
+    write_text(path_in("tiny.txt"), "too short\n");
+    r = RUN(finetune_bin, "--tiny", "--target", path_in("tiny.txt"));
+    expect_status(&r, 1, "finetune on a 10-character text");
+    assert_non_null(strstr(r.err, "characters"));
+    result_free(&r);
+
+    r = RUN(finetune_bin, "--tiny", "--pretrain", path_in("missing.txt"));
+    expect_status(&r, 1, "finetune on a missing file");
+    assert_non_null(strstr(r.err, "cannot open"));
+    result_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Command lines                                                      */
+/* ------------------------------------------------------------------ */
+
+static void expect_usage_error(const char *bin, const char *const *args, const char *fragment)
+{
+    result r = run(bin, args);
+    char what[256];
+    snprintf(what, sizeof what, "%s %s %s", strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin, args[0],
+             args[1] ? args[1] : "");
+    expect_status(&r, 2, what);
+    if (!strstr(r.err, fragment))
+        fail_msg("%s: stderr lacks \"%s\":\n%s", what, fragment, r.err);
+    result_free(&r);
+}
+
+#define USAGE(bin, fragment, ...) expect_usage_error(bin, (const char *const[]){ __VA_ARGS__, NULL }, fragment)
+
+/* Unknown options, missing values, numbers out of range or not numbers
+ * at all: status 2 and a message that names the option. */
+static void test_examples_bad_arguments_exit_2(void **state)
+{
+    (void)state;
+    const char *bins[] = { forecast_bin, tagging_bin, finetune_bin };
+    for (size_t i = 0; i < TU_LEN(bins); i++) {
+        USAGE(bins[i], "unknown argument \"--bogus\"", "--bogus");
+        USAGE(bins[i], "--steps", "--steps", "0");
+        USAGE(bins[i], "--steps", "--steps", "12abc");
+        USAGE(bins[i], "--steps needs a value", "--steps");
+        USAGE(bins[i], "--lr", "--lr", "nan");
+        USAGE(bins[i], "--hidden", "--hidden", "-3");
+    }
+    USAGE(forecast_bin, "--season", "--season", "40", "--window", "12");
+    USAGE(forecast_bin, "--window", "--window", "1");
+    USAGE(finetune_bin, "--rank", "--rank", "64", "--tiny"); /* --tiny's sizes apply first */
+    USAGE(tagging_bin, "--seq", "--seq", "2");
+}
+
+/* ------------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/loom-examples-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_examples FORECAST TAGGING FINETUNE (the built example binaries)\n");
+        return 2;
+    }
+    /* absolute: the children run in the temporary directory */
+    static char paths[3][4096];
+    for (int i = 0; i < 3; i++)
+        if (!realpath(argv[1 + i], paths[i])) {
+            fprintf(stderr, "test_examples: %s: %s\n", argv[1 + i], strerror(errno));
+            return 1;
+        }
+    forecast_bin = paths[0], tagging_bin = paths[1], finetune_bin = paths[2];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_examples_forecast_beats_naive),
+        cmocka_unit_test(test_examples_forecast_csv_column),
+        cmocka_unit_test(test_examples_tagging_f1_above_chance),
+        cmocka_unit_test(test_examples_finetune_lowers_val_loss),
+        cmocka_unit_test(test_examples_bad_arguments_exit_2),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
