@@ -28,6 +28,30 @@ typedef struct ad_grads {
  * (allocated from g->mem; release with ad_grads_free). */
 loom_code ad_backward(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id *dys,
                       const uint8_t *wants, ad_grads *out);
+
+/* How the backward pass is built. */
+typedef struct ad_options {
+    /* Gradient checkpointing (0: off). Time steps are grouped into
+     * segments [j k, (j + 1) k); each run of consecutive forward nodes of
+     * one segment (a layer's k steps, say) is recorded again just before
+     * its VJPs, which read the recomputed values, so the forward values
+     * they would have kept alive from the forward pass to the backward
+     * pass die within the forward pass instead. Values enter a
+     * recomputation through `after` ops (ops/defs/after.c) ordered after
+     * the gradient reaching the run and after every gradient the runs
+     * before gave outside themselves; parameters, constants and what is
+     * computed from them alone are read as they are (by matmuls through
+     * after too, so time-batching groups each segment's products apart
+     * from the forward pass's). Weight gradients are summed run by run.
+     * The run recorded last is not recomputed: the backward pass starts
+     * with it, so its values are alive anyway. */
+    int checkpoint_every;
+} ad_options;
+
+/* ad_backward with options (NULL: the defaults, as ad_backward). A
+ * negative checkpoint_every is LOOM_ERR_ARG. */
+loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id *dys,
+                         const uint8_t *wants, const ad_options *o, ad_grads *out);
 void ad_grads_free(ir_graph *g, ad_grads *gr);
 
 /* Finite-difference check of one op's VJP in f64, on the random case its

@@ -60,6 +60,13 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
         lm_free(&mem, ctx, sizeof *ctx);
         return NULL;
     }
+    /* a bad option is the context's first error, so the first call that
+     * checks reports it */
+    if (o.checkpoint_every < 0)
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "checkpoint_every is %d; it counts time steps (0: off)",
+                o.checkpoint_every);
+    else
+        ctx->checkpoint_every = o.checkpoint_every;
     return ctx;
 }
 

@@ -56,6 +56,7 @@ struct loom_ctx {
     ir_id *assigns;
     size_t nassigns, assigns_cap;
     ad_grads grads;    /* of the last loom_backward */
+    int checkpoint_every; /* for the backward passes to come (0: off) */
 
     /* values of the last run, by node id (owned only by the reference
      * backend; the JIT's live in its plan's arena) */

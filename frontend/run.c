@@ -203,7 +203,8 @@ loom_code loom_backward(loom_ctx *ctx, loom_t loss)
         if (ir_op(g, n) == OP_PARAM && ctx->params[ir_attrs(g, n)[0]].trainable)
             wants[n] = 1;
     ad_grads_free(g, &ctx->grads);
-    loom_code c = ad_backward(g, 1, &y, NULL, wants, &ctx->grads);
+    loom_code c = ad_backward_ex(g, 1, &y, NULL, wants, &(ad_options){ .checkpoint_every = ctx->checkpoint_every },
+                                 &ctx->grads);
     lm_free(&ctx->mem, wants, nw);
     return c;
 }
@@ -253,7 +254,8 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     }
     ad_grads gr = { 0 };
     if (c == LOOM_OK)
-        c = ad_backward(ctx->g, (uint32_t)ny, yn, dn, wants, &gr);
+        c = ad_backward_ex(ctx->g, (uint32_t)ny, yn, dn, wants,
+                           &(ad_options){ .checkpoint_every = ctx->checkpoint_every }, &gr);
     for (int i = 0; i < nx && c == LOOM_OK; i++)
         if (xn[i] < gr.n)
             dxs[i] = fe_handle(ctx, gr.grad[xn[i]]);
@@ -263,3 +265,15 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     lm_free(&ctx->mem, yn, 2 * (size_t)ny * sizeof *yn);
     return c;
 }
+
+loom_code loom_set_checkpoint_every(loom_ctx *ctx, int k)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (k < 0)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "k is %d; it counts time steps (0: off)", k);
+    ctx->checkpoint_every = k;
+    return LOOM_OK;
+}
+
+int loom_get_checkpoint_every(const loom_ctx *ctx) { return ctx ? ctx->checkpoint_every : 0; }

@@ -138,6 +138,7 @@ typedef struct loom_options {
     uint64_t seed;        /* random ops and initialisers; 0 means 0x10011 */
     loom_backend backend; /* the environment's LOOM_BACKEND=reference|jit overrides */
     int threads;          /* 0: LOOM_THREADS, else the online cores */
+    int checkpoint_every; /* gradient checkpointing, as loom_set_checkpoint_every (0: off) */
 } loom_options;
 
 /* A new context with an empty tape. opts may be NULL (defaults). Returns
@@ -618,6 +619,28 @@ loom_t loom_grad(loom_ctx *ctx, loom_t x);
  * dxs[i] is null where xs[i] does not reach any y. */
 loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys,
                    int nx, const loom_t *xs, loom_t *dxs);
+
+/* Gradient checkpointing for backpropagation through time: activation
+ * memory O(T / k + k) instead of O(T), for about one more forward pass.
+ * With k > 0, every backward built afterwards (loom_backward, loom_vjp,
+ * loom_optimizer_attach) groups the time steps marked on the tape into
+ * segments [j k, (j + 1) k) and, just before the gradient of a segment,
+ * records its forward computation again; the gradient reads those
+ * recomputed values, so the compiled plan keeps only the values crossing
+ * segment boundaries (a cell's state every k steps), not every step's
+ * gate activations. It works for any cell, built-in or written from
+ * ops: all it needs are the loom_step_begin/end marks. Steps recorded
+ * layer by layer (loom_rnn_forward does) are recomputed layer by layer;
+ * values recorded outside any step (an embedding of the whole sequence)
+ * are kept as they are, and the stretch of steps recorded last is not
+ * recomputed (the backward starts with it). Random ops draw the same
+ * numbers again, so dropout masks match. Weight gradients are summed
+ * segment by segment, so they equal those without checkpointing up to
+ * rounding (about 1e-6 of their size in f32). k = 0 turns it off (the
+ * default); negative k is LOOM_ERR_ARG. A k near sqrt(T) is the usual
+ * choice. */
+loom_code loom_set_checkpoint_every(loom_ctx *ctx, int k);
+int loom_get_checkpoint_every(const loom_ctx *ctx);
 
 /* ------------------------------------------------------------------ */
 /* Running                                                            */

@@ -129,6 +129,23 @@ ir_id op_where(ir_graph *g, ir_id c, ir_id a, ir_id b)
     return op_make(g, OP_WHERE, LOOM_F32, NULL, s, 3, NULL, 0);
 }
 
+ir_id op_after(ir_graph *g, ir_id x, ir_id dep)
+{
+    if (!x || !dep || ir_failed(g))
+        return 0;
+    if (ir_numel(g, dep) != 1) {
+        char sh[160];
+        lm_fail(g->err, LOOM_ERR_INTERNAL, "after: the ordering operand %s is not one element",
+                loom_shape_str(ir_shapev(g, dep), ir_dtype(g, dep), sh, sizeof sh));
+        return 0;
+    }
+    loom_shape s = ir_shapev(g, x), one = { .rank = s.rank };
+    for (int i = 0; i < s.rank; i++)
+        one.d[i] = 1;
+    ir_id srcs[2] = { x, op_expand(g, op_reshape(g, dep, one), s) };
+    return op_make(g, OP_AFTER, ir_dtype(g, x), NULL, srcs, 2, NULL, 0);
+}
+
 ir_id op_adds(ir_graph *g, ir_id x, double v)
 {
     return op_add(g, x, op_const_like(g, x, v));

@@ -140,6 +140,9 @@ ir_id op_unary(ir_graph *g, int op, ir_id x);
 ir_id op_binary(ir_graph *g, int op, ir_id a, ir_id b); /* equal shapes */
 ir_id op_cast(ir_graph *g, ir_id x, loom_dtype dt);
 ir_id op_where(ir_graph *g, ir_id c, ir_id a, ir_id b);  /* equal shapes */
+/* x, ordered after dep (one element of any shape and dtype, broadcast to
+ * x's shape): see ops/defs/after.c. */
+ir_id op_after(ir_graph *g, ir_id x, ir_id dep);
 
 static inline ir_id op_neg(ir_graph *g, ir_id x) { return op_unary(g, OP_NEG, x); }
 static inline ir_id op_add(ir_graph *g, ir_id a, ir_id b) { return op_binary(g, OP_ADD, a, b); }

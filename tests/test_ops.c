@@ -359,6 +359,41 @@ static void test_cast_conversions(void **state)
            "cast f64 -> f32 -> f64"); /* 0.1f is 1.5e-9 off 0.1: well outside 1e-12 */
 }
 
+/* after(x, dep) is x in every dtype, whatever dep's dtype (it orders
+ * only); it is a node of its own (no folding into x), and the JIT and the
+ * reference agree. Not public: built at node level on the tape, as
+ * gradient checkpointing builds it. */
+static void test_after_is_x_ordered_after_dep(void **state)
+{
+    (void)state;
+    double x[6] = { -2, -0.5, 0, 0.25, 1.5, 3 }, d[1] = { 7 };
+    for (int be = 0; be < 2; be++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .backend = be ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT });
+        for (int k = 0; k < 3; k++) {
+            loom_reset(ctx);
+            loom_t xt = tensor(ctx, DTS[k], LOOM_SHAPE(2, 3), x);
+            loom_t dep = loom_muls(ctx, tensor(ctx, DTS[(k + 1) % 2], LOOM_SHAPE(1), d), 2);
+            TU_OK(ctx);
+            ir_id n = op_after(ctx->g, fe_node(ctx, xt, "test", 1), fe_node(ctx, dep, "test", 2));
+            loom_t y = fe_handle(ctx, n);
+            assert_true(n != fe_node(ctx, xt, "test", 1));
+            assert_int_equal(loom_dtype_of(ctx, y), DTS[k]);
+            expect(ctx, y, LOOM_SHAPE(2, 3), x, be ? "after (reference)" : "after (jit)");
+            /* and inside a fused expression */
+            double twice[6];
+            for (int i = 0; i < 6; i++)
+                twice[i] = DTS[k] == LOOM_I32 ? 2 * (int)x[i] : 2 * x[i];
+            expect(ctx, loom_add(ctx, y, xt), LOOM_SHAPE(2, 3), twice, "after + x");
+        }
+        /* the ordering operand must be one element */
+        loom_reset(ctx);
+        loom_t xt = tensor(ctx, LOOM_F32, LOOM_SHAPE(2, 3), x);
+        assert_int_equal(op_after(ctx->g, fe_node(ctx, xt, "test", 1), fe_node(ctx, xt, "test", 1)), 0);
+        tu_assert_error(ctx, LOOM_ERR_INTERNAL, "after", "one element");
+        loom_ctx_free(ctx);
+    }
+}
+
 /* ---- Elementwise binary and where -------------------------------- */
 
 /* a [2,3] op b [3], b broadcast over rows:
@@ -1234,6 +1269,7 @@ int main(void)
         CTX_TEST(test_unary_float_values),
         CTX_TEST(test_unary_i32_values),
         CTX_TEST(test_cast_conversions),
+        cmocka_unit_test(test_after_is_x_ordered_after_dep),
         CTX_TEST(test_binary_broadcast_row),
         CTX_TEST(test_binary_broadcast_both_sides),
         CTX_TEST(test_where_broadcasts_and_casts),

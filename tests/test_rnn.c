@@ -10,6 +10,8 @@
 
 #include <stdlib.h>
 
+#include "../examples/ln_lstm.h"
+
 /* ------------------------------------------------------------------ */
 /* Finite differences through the public API                          */
 /* ------------------------------------------------------------------ */
@@ -402,6 +404,219 @@ static void test_rnn_jit_matches_reference_on_masked_stacks(void **state)
         }
 }
 
+/* ------------------------------------------------------------------ */
+/* Gradient checkpointing                                             */
+/* ------------------------------------------------------------------ */
+
+/* The models: loom's LSTM stack (2 layers, dropout between them, so the
+ * recomputed masks must equal the forward's), and the layer-normalised
+ * LSTM of examples/ln_lstm.h written from primitive ops, stepped by hand
+ * (the final c as well as every h in the loss). */
+typedef enum ck_model { CK_RNN_LSTM, CK_LN_LSTM } ck_model;
+
+enum { CK_T = 32, CK_B = 3, CK_I = 5, CK_H = 6, CK_MAXP = 32 };
+
+/* Records the model over CK_T steps in dtype dt and its loss; *m gets
+ * the stack to free (CK_RNN_LSTM). */
+static loom_t ck_loss(loom_ctx *ctx, ck_model model, loom_dtype dt, loom_rnn **m)
+{
+    loom_t x = fixed(ctx, dt, LOOM_SHAPE(CK_T, CK_B, CK_I), 1), out;
+    *m = NULL;
+    if (model == CK_RNN_LSTM) {
+        *m = loom_rnn_new(ctx, "lstm", &(loom_rnn_config){ .mode = LOOM_LSTM, .input_size = CK_I, .hidden_size = CK_H,
+                                                           .num_layers = 2, .dropout = 0.3, .dtype = dt });
+        loom_rnn_state fin;
+        loom_rnn_forward(ctx, *m, x, NULL, LOOM_NULL, true, &out, &fin);
+        return loom_add(ctx, project(ctx, out, 3), project(ctx, fin.c, 4));
+    }
+    ln_lstm cell;
+    if (dt == LOOM_F32) {
+        ln_lstm_init(ctx, &cell, CK_I, CK_H);
+    } else { /* the same in f64 */
+        double bound = 1.0 / sqrt((double)CK_H);
+        cell.wx = loom_param(ctx, "cell.wx", dt, LOOM_SHAPE(4 * CK_H, CK_I));
+        cell.wh = loom_param(ctx, "cell.wh", dt, LOOM_SHAPE(4 * CK_H, CK_H));
+        cell.b = loom_param(ctx, "cell.b", dt, LOOM_SHAPE(4 * CK_H));
+        loom_param_init_uniform(ctx, cell.wx, -bound, bound);
+        loom_param_init_uniform(ctx, cell.wh, -bound, bound);
+        loom_layernorm_init(ctx, &cell.ln_x, "cell.ln_x", 4 * CK_H, 1e-5, dt);
+        loom_layernorm_init(ctx, &cell.ln_h, "cell.ln_h", 4 * CK_H, 1e-5, dt);
+        loom_layernorm_init(ctx, &cell.ln_c, "cell.ln_c", CK_H, 1e-5, dt);
+    }
+    /* not from zeros: layer norm of an all-zero h Wh divides by sqrt(eps),
+     * and gradients in the 1e12s amplify any rounding */
+    loom_t h = fixed(ctx, dt, LOOM_SHAPE(CK_B, CK_H), 5), c = fixed(ctx, dt, LOOM_SHAPE(CK_B, CK_H), 6), hs[CK_T];
+    for (int t = 0; t < CK_T; t++) {
+        loom_step_begin(ctx, t);
+        loom_t xt = loom_reshape(ctx, loom_slice(ctx, x, 0, t, t + 1, 1), LOOM_SHAPE(CK_B, CK_I));
+        ln_lstm_step(ctx, &cell, CK_H, xt, h, c, &h, &c);
+        hs[t] = loom_reshape(ctx, h, LOOM_SHAPE(1, CK_B, CK_H));
+        loom_step_end(ctx);
+    }
+    return loom_add(ctx, project(ctx, loom_concat(ctx, CK_T, hs, 0), 3), project(ctx, c, 4));
+}
+
+/* Every parameter's gradient with checkpoint_every k. */
+typedef struct ck_result {
+    size_t np, nodes;
+    size_t off[CK_MAXP + 1]; /* parameter i's gradient is g[off[i] .. off[i + 1]) */
+    double *g;
+} ck_result;
+
+static ck_result ck_grads(ck_model model, loom_dtype dt, loom_backend be, int k)
+{
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 11, .backend = be });
+    assert_int_equal(loom_set_checkpoint_every(ctx, k), LOOM_OK);
+    loom_rnn *m;
+    loom_t loss = ck_loss(ctx, model, dt, &m);
+    assert_int_equal(loom_backward(ctx, loss), LOOM_OK);
+    ck_result r = { .np = loom_param_count(ctx) };
+    loom_t outs[CK_MAXP];
+    assert_true(r.np <= CK_MAXP);
+    for (size_t i = 0; i < r.np; i++)
+        if (loom_is_null(outs[i] = loom_grad(ctx, loom_param_at(ctx, i))))
+            fail_msg("%s has no gradient", loom_param_name(ctx, loom_param_at(ctx, i)));
+    TU_OK(ctx);
+    r.nodes = loom_node_count(ctx);
+    assert_int_equal(loom_run(ctx, (int)r.np, outs), LOOM_OK);
+    for (size_t i = 0; i < r.np; i++)
+        r.off[i + 1] = r.off[i] + (size_t)loom_shape_numel(loom_shape_of(ctx, outs[i]));
+    r.g = malloc(r.off[r.np] * sizeof *r.g);
+    for (size_t i = 0; i < r.np; i++) {
+        const void *v = loom_data(ctx, outs[i]);
+        for (size_t j = 0; j < r.off[i + 1] - r.off[i]; j++)
+            r.g[r.off[i] + j] = loom_dtype_of(ctx, outs[i]) == LOOM_F64 ? ((const double *)v)[j] : ((const float *)v)[j];
+    }
+    loom_rnn_free(m);
+    loom_ctx_free(ctx);
+    return r;
+}
+
+/* Gradients with checkpointing every 4 and 8 steps (and every 5, whose
+ * last segment is short) equal those without, under both executors, for
+ * the built-in LSTM with dropout and for a cell written from ops; and the
+ * tape did grow by the recomputation. Each gradient tensor is compared
+ * relative to its largest element: checkpointing sums a weight's
+ * gradient segment by segment, so f32 sums round differently (f64 shows
+ * the computation is the same to 1e-12). */
+static void test_checkpoint_gradients_match_without(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "loom_rnn LSTM x2 + dropout", "ln_lstm from ops" };
+    static const int ks[] = { 4, 8, 5 };
+    for (int model = 0; model < 2; model++)
+        for (int dt = 0; dt < 2; dt++)
+            for (int be = 0; be < 2; be++) {
+                loom_dtype dtype = dt ? LOOM_F64 : LOOM_F32;
+                loom_backend backend = be ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT;
+                double tol = dt ? 1e-12 : 1e-5;
+                ck_result r0 = ck_grads((ck_model)model, dtype, backend, 0);
+                for (size_t j = 0; j < TU_LEN(ks); j++) {
+                    ck_result r = ck_grads((ck_model)model, dtype, backend, ks[j]);
+                    assert_int_equal(r.np, r0.np);
+                    double worst = 0, worst_elem = 0;
+                    size_t exact = 0, n = r.off[r.np];
+                    for (size_t p = 0; p < r.np; p++) {
+                        double scale = 0;
+                        for (size_t i = r0.off[p]; i < r0.off[p + 1]; i++)
+                            scale = fmax(scale, fabs(r0.g[i]));
+                        assert_true(scale > 0);
+                        for (size_t i = r0.off[p]; i < r0.off[p + 1]; i++) {
+                            double d = fabs(r.g[i] - r0.g[i]);
+                            worst = fmax(worst, d / scale);
+                            worst_elem = fmax(worst_elem, d / fmax(fabs(r0.g[i]), 1e-3 * scale));
+                            exact += r.g[i] == r0.g[i];
+                        }
+                    }
+                    print_message("checkpoint %s, %s, %s, k=%d: %zu -> %zu nodes, %zu/%zu gradients bitwise equal, "
+                                  "worst difference %.2e of the tensor's largest (elementwise %.2e)\n",
+                                  names[model], loom_dtype_name(dtype), be ? "reference" : "jit", ks[j], r0.nodes,
+                                  r.nodes, exact, n, worst, worst_elem);
+                    if (worst > tol)
+                        fail_msg("%s, %s, %s, checkpoint_every %d: gradients differ by %.3g", names[model],
+                                 loom_dtype_name(dtype), be ? "reference" : "jit", ks[j], worst);
+                    if (r.nodes <= r0.nodes + (size_t)CK_T)
+                        fail_msg("%s, k=%d: the tape grew from %zu to %zu nodes only: nothing was recomputed",
+                                 names[model], ks[j], r0.nodes, r.nodes);
+                    free(r.g);
+                }
+                free(r0.g);
+            }
+}
+
+/* The JIT's plan for an LSTM's loss and gradients over T = 128 steps (H
+ * = 256, B = 32): with checkpointing every 16 steps its arena must be
+ * well under half of the plan without (the activations of 112 steps
+ * fewer, the per-step gate gradients summed per segment). This is also
+ * what fails if the recomputation were placed early, in the forward
+ * pass: its values would then live as long as the originals did. */
+static void test_checkpoint_plan_memory_is_smaller(void **state)
+{
+    (void)state;
+    enum { T = 128, H = 256, B = 32 };
+    float *xd = malloc((size_t)T * B * H * sizeof *xd); /* [T, B, H] */
+    for (size_t i = 0; i < (size_t)T * B * H; i++)
+        xd[i] = 0.5f * sinf(1.7f * (float)i);
+    uint64_t bytes[2];
+    double loss[2];
+    for (int c = 0; c < 2; c++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 3, .backend = LOOM_BACKEND_JIT, .checkpoint_every = c ? 16 : 0 });
+        loom_rnn *m = loom_rnn_new(ctx, "lstm", &(loom_rnn_config){ .mode = LOOM_LSTM, .input_size = H, .hidden_size = H });
+        loom_t x = loom_tensor(ctx, LOOM_F32, LOOM_SHAPE(T, B, H), xd), out;
+        loom_rnn_forward(ctx, m, x, NULL, LOOM_NULL, true, &out, NULL);
+        loom_t outs[5] = { loom_mean_all(ctx, loom_mul(ctx, out, out)) };
+        assert_int_equal(loom_backward(ctx, outs[0]), LOOM_OK);
+        for (int i = 0; i < 4; i++)
+            outs[i + 1] = loom_grad(ctx, loom_param_at(ctx, (size_t)i));
+        TU_OK(ctx);
+        assert_int_equal(loom_run(ctx, 5, outs), LOOM_OK);
+        loom_stats st;
+        assert_int_equal(loom_get_stats(ctx, &st), LOOM_OK);
+        bytes[c] = st.plan_bytes;
+        loss[c] = loom_item(ctx, outs[0]);
+        loom_rnn_free(m);
+        loom_ctx_free(ctx);
+    }
+    free(xd);
+    print_message("checkpoint LSTM T=%d H=%d B=%d: plan_bytes %.1f MiB without, %.1f MiB every 16 steps (%.2f)\n", T,
+                  H, B, (double)bytes[0] / 1048576.0, (double)bytes[1] / 1048576.0, (double)bytes[1] / (double)bytes[0]);
+    assert_true(loss[0] == loss[1]); /* the forward pass is untouched */
+    if (!(bytes[1] * 2 < bytes[0]))
+        fail_msg("checkpointing every 16 steps: plan_bytes %llu, without %llu: not under half",
+                 (unsigned long long)bytes[1], (unsigned long long)bytes[0]);
+}
+
+/* Checkpointing is off by default, set per context, and refuses a
+ * negative k with a message, through the setter and the options. */
+static void test_checkpoint_setting_and_errors(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(NULL);
+    assert_int_equal(loom_get_checkpoint_every(ctx), 0);
+    assert_int_equal(loom_set_checkpoint_every(ctx, 16), LOOM_OK);
+    assert_int_equal(loom_get_checkpoint_every(ctx), 16);
+    assert_int_equal(loom_set_checkpoint_every(ctx, -2), LOOM_ERR_ARG);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "loom_set_checkpoint_every", "-2");
+    assert_int_equal(loom_get_checkpoint_every(ctx), 16);
+    loom_ctx_free(ctx);
+    assert_int_equal(loom_set_checkpoint_every(NULL, 4), LOOM_ERR_HANDLE);
+    assert_int_equal(loom_get_checkpoint_every(NULL), 0);
+    ctx = loom_ctx_new(&(loom_options){ .checkpoint_every = -1 });
+    assert_non_null(ctx);
+    tu_assert_error(ctx, LOOM_ERR_ARG, "loom_ctx_new", "checkpoint_every");
+    loom_ctx_free(ctx);
+    ctx = loom_ctx_new(&(loom_options){ .checkpoint_every = 3 });
+    assert_int_equal(loom_get_checkpoint_every(ctx), 3);
+    /* a tape without step marks has nothing to recompute: same graph */
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(4));
+    loom_t loss = loom_sum_all(ctx, loom_tanh(ctx, loom_mul(ctx, w, w)));
+    size_t before = loom_node_count(ctx);
+    assert_int_equal(loom_backward(ctx, loss), LOOM_OK);
+    assert_true(loom_node_count(ctx) > before);
+    TU_OK(ctx);
+    loom_ctx_free(ctx);
+}
+
 static void test_rnn_bad_configurations_are_refused(void **state)
 {
     (void)state;
@@ -649,6 +864,9 @@ int main(void)
         cmocka_unit_test(test_rnn_parameter_names_and_shapes_are_pytorch),
         cmocka_unit_test(test_rnn_initial_and_final_states),
         cmocka_unit_test(test_rnn_jit_matches_reference_on_masked_stacks),
+        cmocka_unit_test(test_checkpoint_gradients_match_without),
+        cmocka_unit_test(test_checkpoint_plan_memory_is_smaller),
+        cmocka_unit_test(test_checkpoint_setting_and_errors),
         cmocka_unit_test(test_rnn_bad_configurations_are_refused),
         cmocka_unit_test(test_loss_cross_entropy_reductions_ignore_and_smoothing),
         cmocka_unit_test(test_loss_bce_with_logits_and_mse),
