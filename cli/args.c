@@ -54,6 +54,8 @@ static void print_default(const cli_opt *o, FILE *out)
     case CLI_OPT_CHOICE:
         fprintf(out, " (default %s)", o->choices[*(const int *)o->dst]);
         break;
+    case CLI_OPT_FLAG:
+        break;
     }
 }
 
@@ -72,6 +74,8 @@ void cli_help(const cli_cmd *cmd, FILE *out)
             n += snprintf(left + n, sizeof left - (size_t)n, "%s ", o->name);
             for (int c = 0; o->choices[c] && n < (int)sizeof left - 1; c++)
                 n += snprintf(left + n, sizeof left - (size_t)n, "%s%s", c ? "|" : "", o->choices[c]);
+        } else if (o->kind == CLI_OPT_FLAG) {
+            snprintf(left + n, sizeof left - (size_t)n, "%s", o->name);
         } else {
             snprintf(left + n, sizeof left - (size_t)n, "%s %s", o->name, o->metavar ? o->metavar : "X");
         }
@@ -193,6 +197,9 @@ static int set_value(cli_cmd *cmd, cli_opt *o, const char *v)
         cli_error(cmd->name, "%s: \"%s\" is not one of %s", o->name, v, list);
         return CLI_USAGE;
     }
+    case CLI_OPT_FLAG: /* cli_parse sets flags itself */
+        *(bool *)o->dst = true;
+        break;
     }
     o->seen = true;
     return CLI_OK;
@@ -235,6 +242,15 @@ int cli_parse(cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos)
                     return unknown_option(cmd, a, strlen(a));
                 if (a[2])
                     v = a + 2;
+            }
+            if (o->kind == CLI_OPT_FLAG) {
+                if (v) {
+                    cli_error(cmd->name, "%s takes no value", o->name);
+                    return CLI_USAGE;
+                }
+                *(bool *)o->dst = true;
+                o->seen = true;
+                continue;
             }
             if (!v) {
                 if (i + 1 >= argc) {

@@ -44,13 +44,14 @@ typedef enum cli_opt_kind {
     CLI_OPT_DOUBLE, /* double, finite, in [min, max] (min excluded if min_open) */
     CLI_OPT_STRING, /* const char * into argv */
     CLI_OPT_CHOICE, /* int: the index of the value in choices */
+    CLI_OPT_FLAG,   /* bool, set by the option alone (no value) */
 } cli_opt_kind;
 
 typedef struct cli_opt {
     const char *name;             /* "--hidden" */
     char short_name;              /* 'o' for -o, or 0 */
     cli_opt_kind kind;
-    void *dst;                    /* long long *, double *, const char **, int * */
+    void *dst;                    /* long long *, double *, const char **, int *, bool * */
     const char *metavar;          /* "N" */
     const char *help;             /* one line; the default is appended from *dst */
     double min, max;              /* INT, DOUBLE */
@@ -231,6 +232,7 @@ int cli_train(int argc, char **argv);
 int cli_sample(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_plot(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 /* Writes <dir>/loss.svg from <dir>/log.csv; prints why not (CLI_FAIL). */
 int cli_plot_run(const char *dir, const char *cmd, bool quiet);

@@ -1,7 +1,8 @@
 /*
  * main.c — `loom`, the command line: dispatches to the commands (train,
- * sample, eval, plot) and prints the overview. Each command parses its own
- * options (args.c) and returns the exit status (cli.h lists them).
+ * sample, eval, plot, export) and prints the overview. Each command
+ * parses its own options (args.c) and returns the exit status (cli.h
+ * lists them).
  */
 #include <string.h>
 
@@ -18,9 +19,10 @@ static const command commands[] = {
     { "sample", cli_sample, "generate text from a checkpoint" },
     { "eval", cli_eval, "loss, bits per character and perplexity of a checkpoint on a text" },
     { "plot", cli_plot, "write the loss curves of a run directory as SVG" },
+    { "export", cli_export, "compile a checkpoint into a native object, header and sampler" },
 };
 
-static const char *const later[] = { "graph", "export" };
+static const char *const later[] = { "graph" };
 
 static void usage(FILE *out)
 {
@@ -31,7 +33,8 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nexample:\n"
                  "  loom train --data input.txt --hidden 512 --layers 2 --steps 5000 --out runs/shakespeare\n"
-                 "  loom sample runs/shakespeare/best.safetensors --length 1000 --temperature 0.8\n");
+                 "  loom sample runs/shakespeare/best.safetensors --length 1000 --temperature 0.8\n"
+                 "  loom export runs/shakespeare/best.safetensors -o shakespeare --main\n");
 }
 
 int main(int argc, char **argv)
@@ -57,6 +60,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "loom: `loom %s` is not implemented yet\n", name);
             return CLI_FAIL;
         }
-    fprintf(stderr, "loom: unknown command \"%s\"; the commands are train, sample, eval, plot (loom --help)\n", name);
+    fprintf(stderr, "loom: unknown command \"%s\"; the commands are train, sample, eval, plot, export (loom --help)\n", name);
     return CLI_USAGE;
 }

@@ -10,6 +10,8 @@
  * (corrupt, truncated, another model's, another version, bad magic),
  * index errors and bad arguments are reported.
  */
+#define _XOPEN_SOURCE 700 /* mkdtemp, realpath */
+
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,6 +22,8 @@
 /* ------------------------------------------------------------------ */
 /* Helpers: directories, files, the C compiler                        */
 /* ------------------------------------------------------------------ */
+
+static const char *loom_bin; /* build/cli/loom, argv[1] */
 
 static const char *test_cc(void)
 {
@@ -728,8 +732,82 @@ static void test_aot_bad_arguments(void **state)
     tmpdir_free(dir);
 }
 
-int main(void)
+
+/* `loom export --main`: the printed cc line builds the sampler, which
+ * draws the same text as `loom sample` for the same seed; with
+ * --weights-file it refuses a damaged weights file. */
+static void test_aot_cli_export_sampler(void **state)
 {
+    (void)state;
+    NEED_CC();
+    if (!loom_bin) {
+        print_message("no loom binary given: the export command test is skipped\n");
+        skip();
+    }
+    char *dir = tmpdir_new();
+    /* a tiny model on a text of a few words */
+    static const char *const words[] = { "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog" };
+    char text[6000];
+    size_t n = 0;
+    uint32_t s = 9;
+    while (n < sizeof text - 16) {
+        s = s * 1664525u + 1013904223u;
+        const char *w = words[(s >> 8) % TU_LEN(words)];
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s%c", w, (s >> 20) % 8 ? ' ' : '\n');
+    }
+    write_file(dir, "data.txt", text, n);
+    char cmd[4096], out[16384];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' train --data data.txt --hidden 24 --layers 2 --seq-len 16 --batch 4 "
+             "--steps 20 --val-every 20 --threads 1 --seed 3 --out run", dir, loom_bin);
+    if (run_cmd(cmd, out, sizeof out) != 0)
+        fail_msg("loom train failed: %s", out);
+    for (int wf = 0; wf < 2; wf++) {
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' export run/best.safetensors -o exp%d --main%s", dir, loom_bin, wf,
+                 wf ? " --weights-file --cpu x86-64-v3" : "");
+        if (run_cmd(cmd, out, sizeof out) != 0)
+            fail_msg("loom export failed: %s", out);
+        /* the cc line it prints, as printed (cc being the system's C compiler) */
+        char *line = strstr(out, "\ncc ");
+        assert_non_null(line);
+        line++;
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = 0;
+        char build[2048];
+        if (run_cmd("command -v cc", build, sizeof build) == 0)
+            snprintf(build, sizeof build, "cd '%s' && %s", dir, line);
+        else
+            snprintf(build, sizeof build, "cd '%s' && %s %s", dir, test_cc(), line + 3);
+        if (run_cmd(build, out, sizeof out) != 0)
+            fail_msg("the printed cc line failed: %s\n%s", build, out);
+        const char *w = wf ? " -w exp1/charlm.weights" : "";
+        char a[4096], b[4096];
+        snprintf(cmd, sizeof cmd, "cd '%s' && ./exp%d/sample -n 300 -t 0.8 -s 7 -p 'the fox '%s", dir, wf, w);
+        assert_int_equal(run_cmd(cmd, a, sizeof a), 0);
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' sample run/best.safetensors --length 300 --temperature 0.8 "
+                 "--seed 7 --prime 'the fox '", dir, loom_bin);
+        assert_int_equal(run_cmd(cmd, b, sizeof b), 0);
+        assert_int_equal(strlen(a), 308);
+        if (strcmp(a, b) != 0)
+            fail_msg("the sampler and loom sample differ:\n%s\n---\n%s", a, b);
+        if (!wf)
+            print_message("sampler: %.60s\n", a);
+    }
+    patch_file(dir, "exp1/charlm.weights", "exp1/bad.weights", 64 + 7, 0x10, -1);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./exp1/sample -n 10 -w exp1/bad.weights", dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "corrupt (checksum mismatch)"));
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./exp1/sample -n 10", dir); /* charlm.weights is not in the cwd */
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "cannot be opened"));
+    tmpdir_free(dir);
+}
+
+int main(int argc, char **argv)
+{
+    static char bin[4096];
+    if (argc > 1 && realpath(argv[1], bin)) /* the tests run it from other directories */
+        loom_bin = bin;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_aot_host_matches_jit_bitwise),
         cmocka_unit_test(test_aot_cpus_match_jit),
@@ -738,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_aot_index_error),
         cmocka_unit_test(test_aot_training_step),
         cmocka_unit_test(test_aot_bad_arguments),
+        cmocka_unit_test(test_aot_cli_export_sampler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
