@@ -116,16 +116,25 @@ static char *make_story(size_t target_len, uint64_t seed, size_t *n)
 /* A recipe-like text: a different vocabulary, numbers, a fixed rhythm. */
 static char *make_recipes(size_t target_len, uint64_t seed, size_t *n)
 {
-    static const char *const act[] = { "Stir", "Whisk", "Fold", "Simmer", "Chop", "Season", "Bake" };
+    static const char *const act[] = { "Stir", "Whisk", "Fold", "Simmer", "Chop", "Season", "Bake", "Roast",
+                                       "Grate", "Knead", "Melt", "Toast", "Poach", "Slice" };
     static const char *const food[] = { "the onions", "two eggs", "the butter", "a cup of flour", "the garlic",
-                                        "the tomatoes", "some salt", "the cream" };
-    static const char *const how[] = { "gently", "slowly", "well", "until golden", "until smooth" };
+                                        "the tomatoes", "some salt", "the cream", "the dough", "three carrots",
+                                        "a lemon", "the rice", "half the cheese", "the mushrooms", "a pinch of pepper",
+                                        "the apples", "some honey", "the fish" };
+    static const char *const how[] = { "gently", "slowly", "well", "until golden", "until smooth", "over a low flame",
+                                       "in a warm oven", "with a wooden spoon", "in a wide pan" };
+    static const char *const then[] = { "stir", "mix", "toss", "cover", "rest", "cook" };
     ex_rng r = { seed };
     char *buf = NULL, line[256];
     size_t len = 0, cap = 0;
     while (len < target_len) {
-        snprintf(line, sizeof line, "%s %s %s for %d minutes.%s", PICK(&r, act), PICK(&r, food), PICK(&r, how),
-                 2 + ex_below(&r, 28), ex_below(&r, 3) ? " " : "\n");
+        if (ex_below(&r, 3))
+            snprintf(line, sizeof line, "%s %s %s for %d minutes.%s", PICK(&r, act), PICK(&r, food), PICK(&r, how),
+                     2 + ex_below(&r, 58), ex_below(&r, 3) ? " " : "\n");
+        else
+            snprintf(line, sizeof line, "Add %s to %s and %s %s.%s", PICK(&r, food), PICK(&r, food),
+                     PICK(&r, then), PICK(&r, how), ex_below(&r, 3) ? " " : "\n");
         if (!put(&buf, &len, &cap, line)) {
             free(buf);
             return NULL;
@@ -418,7 +427,7 @@ static void help(void)
            "                     else a generated story-like text; \"generated\" forces that)\n"
            "  --target FILE      text to fine-tune on (default: a generated recipe-like text)\n"
            "  --pretrain-steps N Adam steps of pretraining (default 600)\n"
-           "  --steps N          Adam steps of each fine-tuning (default 200)\n"
+           "  --steps N          Adam steps of each fine-tuning (default 150)\n"
            "  --embed E          embedding size (default 32)\n"
            "  --hidden H         LSTM hidden size, 2 layers (default 128)\n"
            "  --seq T            characters per window (default 48)\n"
@@ -435,7 +444,7 @@ static void help(void)
 
 static options parse(int argc, char **argv)
 {
-    options o = { .embed = 32, .hidden = 128, .seq = 48, .batch = 16, .pretrain_steps = 600, .finetune_steps = 200,
+    options o = { .embed = 32, .hidden = 128, .seq = 48, .batch = 16, .pretrain_steps = 600, .finetune_steps = 150,
                   .rank = 8, .lr = 1e-2, .lora_lr = 2e-2, .alpha = 16, .seed = 1 };
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--tiny")) {

@@ -246,7 +246,7 @@ static void test_examples_forecast_csv_column(void **state)
 
 /* Per-class rows for every tag, and micro and macro F1 (over the classes
  * other than O) far above what guessing from the class frequencies gets
- * (about 0.14 on this task; all O gets 0). */
+ * (about 0.17 on this task; all O gets 0). */
 static void test_examples_tagging_f1_above_chance(void **state)
 {
     (void)state;
@@ -267,6 +267,12 @@ static void test_examples_tagging_f1_above_chance(void **state)
     assert_true(chance > 0.05 && chance < 0.3);
     assert_true(macro > 0.8);
     assert_true(micro > 0.8);
+    /* spans cut off by the window's end are a coin toss for any tagger;
+     * the rest must be nearly all right */
+    const char *cut = line_after(&r, "span tokens whose closing bracket");
+    double rest = number_after(cut, "the others ");
+    print_message("tagging: %.1f%% right on span tokens whose span closes in view\n", rest);
+    assert_true(rest > 90);
     result_free(&r);
 }
 
