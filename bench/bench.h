@@ -129,5 +129,6 @@ int bench_gemm(const bench_opts *o);
 int bench_fused(const bench_opts *o);
 int bench_cells(const bench_opts *o);
 int bench_charlm(const bench_opts *o);
+int bench_aot(const bench_opts *o);
 
 #endif /* LOOM_BENCH_H */

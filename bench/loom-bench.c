@@ -515,6 +515,7 @@ static const struct suite {
     { "fused", bench_fused, "the LSTM gate step as one fused kernel: memory bandwidth" },
     { "cells", bench_cells, "LSTM/GRU layers forward + backward vs oneDNN (or PyTorch); a custom cell vs the built-in" },
     { "charlm", bench_charlm, "a char-level LSTM language model's Adam training step vs PyTorch" },
+    { "aot", bench_aot, "per-character generation of an AOT-compiled char-level LSTM vs PyTorch, 1 thread" },
 };
 
 static int usage(FILE *f)

@@ -9,6 +9,11 @@ prints one JSON line on stdout:
           a step = zero_grad, forward, backward, Adam.
   lstm    nn.LSTM(H, H, L) alone: forward + backward of sum(out * R),
   gru     nn.GRU likewise; gradients of every weight and of the input.
+  generate  the charlm model without the loss, stepped one character at a
+          time at B = 1 (torch.inference_mode, the LSTM state carried,
+          argmax and .item() per character): the time per character, and
+          the ids of --greedy characters generated from id 0 and a zero
+          state (loom-bench aot compares them with its own).
 
 Token ids come from splitmix64 with the seed given, the same stream
 loom-bench draws, so both sides train on the same data. With --init FILE
@@ -100,7 +105,7 @@ def median_time(step, min_time, max_reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mode", choices=("charlm", "lstm", "gru"), default="charlm")
+    ap.add_argument("--mode", choices=("charlm", "lstm", "gru", "generate"), default="charlm")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
@@ -109,7 +114,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-time", type=float, default=0.2)
     ap.add_argument("--max-reps", type=int, default=50)
-    ap.add_argument("--init", help="safetensors file with loom's initial weights (charlm)")
+    ap.add_argument("--init", help="safetensors file with loom's initial weights (charlm, generate)")
+    ap.add_argument("--greedy", type=int, default=200, help="characters generated for the check (generate)")
     a = ap.parse_args()
 
     try:
@@ -126,27 +132,52 @@ def main():
               "mode": a.mode, "hidden": H, "layers": L, "threads": torch.get_num_threads(),
               "mkldnn": torch.backends.mkldnn.is_available()}
 
+    class CharLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, H)
+            self.lstm = nn.LSTM(H, H, L)
+            self.head = nn.Linear(H, VOCAB)
+
+        def forward(self, ids):
+            out, _ = self.lstm(self.emb(ids))  # [T, B, H]
+            return self.head(out.reshape(T * B, H))
+
+    model = CharLM() if a.mode in ("charlm", "generate") else None
+    if model is not None and a.init:
+        state = load_safetensors(a.init, torch)
+        want = model.state_dict()
+        missing = [k for k in want if k not in state]
+        if missing:
+            print(json.dumps({"error": "weights missing from %s: %s" % (a.init, missing)}))
+            return 1
+        model.load_state_dict({k: state[k] for k in want})
+
+    if a.mode == "generate":
+        model.eval()
+        gen = {"id": 0, "state": None}
+
+        def one(ident, state):
+            """One character: the likeliest next id and the new state."""
+            x = torch.tensor([[ident]], dtype=torch.long)
+            out, state = model.lstm(model.emb(x), state)
+            return int(model.head(out[0]).argmax()), state
+
+        def step():
+            with torch.inference_mode():
+                gen["id"], gen["state"] = one(gen["id"], gen["state"])
+
+        ids, state, ident = [], None, 0
+        with torch.inference_mode():
+            for _ in range(a.greedy):
+                ident, state = one(ident, state)
+                ids.append(ident)
+        first, med, best, reps = median_time(step, a.min_time, a.max_reps)
+        result.update(first_ms=round(first, 4), median_ms=round(med, 5), min_ms=round(best, 5), reps=reps, ids=ids)
+        print(json.dumps(result))
+        return 0
+
     if a.mode == "charlm":
-        class CharLM(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.emb = nn.Embedding(VOCAB, H)
-                self.lstm = nn.LSTM(H, H, L)
-                self.head = nn.Linear(H, VOCAB)
-
-            def forward(self, ids):
-                out, _ = self.lstm(self.emb(ids))  # [T, B, H]
-                return self.head(out.reshape(T * B, H))
-
-        model = CharLM()
-        if a.init:
-            state = load_safetensors(a.init, torch)
-            want = model.state_dict()
-            missing = [k for k in want if k not in state]
-            if missing:
-                print(json.dumps({"error": "weights missing from %s: %s" % (a.init, missing)}))
-                return 1
-            model.load_state_dict({k: state[k] for k in want})
         ids = torch.tensor(splitmix64_ids(a.seed, (T + 1) * B, VOCAB), dtype=torch.long).reshape(T + 1, B)
         inputs, targets = ids[:T], ids[1:].reshape(T * B)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
