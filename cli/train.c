@@ -287,7 +287,8 @@ static double validate(run *r)
  * "interrupted" names it so). Returns CLI_OK or prints why not. */
 static int save(run *r, double loss, double val, const char *tag)
 {
-    char name[96], path[PATH_MAX + 128], json[1 << 14];
+    char name[96], path[PATH_MAX + 128];
+    static char json[1 << 16]; /* CONFIG_MAX: a --data path of PATH_MAX bytes, all escaped, fits */
     if (tag)
         snprintf(name, sizeof name, "step-%06lld-%s.safetensors", r->step, tag);
     else if (isfinite(val))
