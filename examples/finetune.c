@@ -1,24 +1,36 @@
 /*
  * finetune.c — pretrain a character-level LSTM language model on one
- * text, then adapt it to another three ways, and compare: every weight
+ * text, then adapt it to another in three ways, and compare: every weight
  * trained (full), the lower layers frozen, and low-rank adapters (LoRA)
- * with every pretrained weight frozen. For each it prints the validation
- * loss on the new text before and after, and how many parameters trained.
+ * with every pretrained weight frozen — LoRA twice, through loom's API and
+ * written out from ops. For each it prints the validation loss on the new
+ * text before and after, and how many parameters trained; the same
+ * training from random weights is the reference that shows what
+ * pretraining bought.
  *
  * What it shows:
  *   - a checkpoint with its model configuration (loom_checkpoint_save's
- *     config JSON), loaded into a fresh context for every mode;
+ *     config JSON); every mode builds its model from that configuration
+ *     (loom_checkpoint_config) and loads the weights into a fresh context;
  *   - freezing: loom_params_set_trainable by name prefix (a frozen
  *     parameter gets no gradient graph, no update, no optimizer state);
- *   - LoRA: loom_lora_add on the LSTM's input and recurrent weights of
+ *     "frozen" keeps the embedding and LSTM layer 0, trains layer 1 and
+ *     the output layer;
+ *   - LoRA with loom_lora_add on the LSTM's input and recurrent weights of
  *     both layers and on the output layer. An adapter makes the weight
  *     W + (alpha / r) B A, with A [r, in] random, B [out, r] zero (so the
  *     adapted model starts exactly as the pretrained one) and W frozen;
  *     the built-in LSTM and Linear read their weights through
  *     loom_weight(), so the adapters reach inside the recurrent cell.
  *     Afterwards loom_lora_merge folds B A into W, and the merged model,
- *     with no adapters left, is evaluated again: the same loss.
- *
+ *     with no adapters left, is evaluated again: the same loss;
+ *   - LoRA from ops ("lora-ops"): the same five adapters as ordinary
+ *     parameters and the LSTM written out step by step (like
+ *     examples/ln_lstm.h), each adapted product computed as
+ *     x W^T + (alpha / r) (x A^T) B^T. It reads the pretrained weights by
+ *     name (loom_param_find), so its loss before fine-tuning is the
+ *     built-in model's.
+
  *     build-dir/examples/finetune                       generated texts
  *     build-dir/examples/finetune --pretrain ../shared/data/tinyshakespeare.txt --target notes.txt
  *     build-dir/examples/finetune --tiny                small and quick (the tests)
@@ -178,12 +190,26 @@ static int corpus_make(corpus *c, const char *name, char *text, size_t n, long s
 /* The model                                                          */
 /* ------------------------------------------------------------------ */
 
+/* A weight with a low-rank adapter written out from ops (MODE_LORA_OPS). */
+typedef struct adapter {
+    loom_t w;     /* [out, in], frozen */
+    loom_t a, b;  /* [r, in] random, [out, r] zero: trained */
+    double scale; /* alpha / r */
+} adapter;
+
+/* The weights MODE_LORA and MODE_LORA_OPS adapt. */
+enum { N_ADAPTED = 5 };
+static const char *const ADAPTED[N_ADAPTED] = { "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1",
+                                                "lstm.weight_hh_l1", "head.weight" };
+
 typedef struct model {
     loom_ctx *ctx;
     long seq, batch, hidden;
     loom_embedding emb;
     loom_rnn *lstm;
     loom_linear head;
+    bool ops;                /* the LSTM and head written from ops with ad[] (MODE_LORA_OPS) */
+    adapter ad[N_ADAPTED];   /* ADAPTED's order */
     loom_optimizer *opt;
     loom_t ids;     /* [T, B] */
     loom_t targets; /* [T * B]: the next character of each */
@@ -212,6 +238,55 @@ static int model_new(model *m, const options *o)
     return loom_failed(m->ctx) ? fail(m->ctx) : 0;
 }
 
+/* LoRA from ops: x W^T + (alpha / r) (x A^T) B^T for x [N, in]. Two thin
+ * matmuls instead of forming B A: r (in + out) multiply-adds a row. */
+static loom_t adapted_matmul(loom_ctx *ctx, loom_t x, const adapter *ad)
+{
+    loom_t y = loom_matmul_t(ctx, x, ad->w, false, true);
+    loom_t low = loom_matmul_t(ctx, loom_matmul_t(ctx, x, ad->a, false, true), ad->b, false, true);
+    return loom_add(ctx, y, loom_muls(ctx, low, ad->scale));
+}
+
+/* The two-layer LSTM of loom_rnn_forward written out step by step (gates
+ * i, f, g, o as torch.nn.LSTM), its four weight matrices adapted. Each
+ * step is marked, layer by layer, so the compiler finds the repeated cell
+ * as it does in the built-in one. x [T, B, E] -> [T, B, H]. */
+static loom_t lstm_from_ops(model *m, loom_t x)
+{
+    loom_ctx *ctx = m->ctx;
+    long T = m->seq, B = m->batch, H = m->hidden;
+    loom_t *hs = malloc((size_t)T * sizeof *hs);
+    if (!hs)
+        return LOOM_NULL;
+    for (int k = 0; k < LAYERS; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "lstm.bias_ih_l%d", k);
+        loom_t bias = loom_param_find(ctx, name);
+        snprintf(name, sizeof name, "lstm.bias_hh_l%d", k);
+        bias = loom_add(ctx, bias, loom_param_find(ctx, name)); /* [4H] */
+        int64_t in = loom_shape_of(ctx, x).d[2];
+        loom_t h = loom_full(ctx, LOOM_F32, LOOM_SHAPE(B, H), 0), c = h;
+        for (long t = 0; t < T; t++) {
+            loom_step_begin(ctx, (int)t);
+            loom_t xt = loom_reshape(ctx, loom_slice(ctx, x, 0, t, t + 1, 1), LOOM_SHAPE(B, in));
+            loom_t g = loom_add(ctx, loom_add(ctx, adapted_matmul(ctx, xt, &m->ad[2 * k]),
+                                              adapted_matmul(ctx, h, &m->ad[2 * k + 1])),
+                                bias); /* [B, 4H] */
+            loom_t i = loom_sigmoid(ctx, loom_slice(ctx, g, 1, 0, H, 1));
+            loom_t f = loom_sigmoid(ctx, loom_slice(ctx, g, 1, H, 2 * H, 1));
+            loom_t u = loom_tanh(ctx, loom_slice(ctx, g, 1, 2 * H, 3 * H, 1));
+            loom_t o = loom_sigmoid(ctx, loom_slice(ctx, g, 1, 3 * H, 4 * H, 1));
+            c = loom_add(ctx, loom_mul(ctx, f, c), loom_mul(ctx, i, u));
+            h = loom_mul(ctx, o, loom_tanh(ctx, c));
+            hs[t] = loom_reshape(ctx, h, LOOM_SHAPE(1, B, H));
+            loom_step_end(ctx);
+        }
+        x = loom_concat(ctx, (int)T, hs, 0);
+    }
+    free(hs);
+    return x;
+}
+
 /* Records the loss on a fresh tape and, with an optimizer (created here
  * for the parameters trainable now), its gradient and update. */
 static int model_record(model *m, double lr)
@@ -223,9 +298,16 @@ static int model_record(model *m, double lr)
     long T = m->seq, B = m->batch;
     m->ids = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(T, B));
     m->targets = loom_input(ctx, "targets", LOOM_I32, LOOM_SHAPE(T * B));
-    loom_t out;
-    loom_rnn_forward(ctx, m->lstm, loom_embedding_forward(ctx, &m->emb, m->ids), NULL, LOOM_NULL, lr > 0, &out, NULL);
-    loom_t logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(T * B, m->hidden)));
+    loom_t x = loom_embedding_forward(ctx, &m->emb, m->ids), logits;
+    if (m->ops) {
+        loom_t out = lstm_from_ops(m, x); /* [T, B, H] */
+        logits = loom_add(ctx, adapted_matmul(ctx, loom_reshape(ctx, out, LOOM_SHAPE(T * B, m->hidden)), &m->ad[4]),
+                          m->head.bias);
+    } else {
+        loom_t out;
+        loom_rnn_forward(ctx, m->lstm, x, NULL, LOOM_NULL, lr > 0, &out, NULL);
+        logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(T * B, m->hidden)));
+    }
     m->loss = loom_cross_entropy(ctx, logits, m->targets);
     if (lr > 0)
         loom_optimizer_attach(ctx, m->opt, m->loss);
@@ -319,8 +401,8 @@ static void count_params(loom_ctx *ctx, long *trainable, long *total)
 
 /* MODE_SCRATCH is the reference: the same training from random weights,
  * to see what pretraining bought. */
-enum { MODE_FULL, MODE_FROZEN, MODE_LORA, MODE_SCRATCH, N_MODES };
-static const char *const MODE_NAMES[N_MODES] = { "full", "frozen", "lora", "scratch" };
+enum { MODE_FULL, MODE_FROZEN, MODE_LORA, MODE_LORA_OPS, MODE_SCRATCH, N_MODES };
+static const char *const MODE_NAMES[N_MODES] = { "full", "frozen", "lora", "lora-ops", "scratch" };
 
 /* Loads the pretrained checkpoint into a fresh model and fine-tunes it on
  * the target text one way. */
@@ -350,7 +432,7 @@ static int finetune(const options *o, const char *ckpt, const corpus *target, in
         rc = fail(m.ctx);
     loom_ctx *ctx = m.ctx;
     double lr = o->lr;
-    char what[96] = "";
+    char what[160] = "";
     if (!rc && mode == MODE_SCRATCH) {
         snprintf(what, sizeof what, " (reference: random weights, no pretraining)");
     } else if (!rc && mode == MODE_FROZEN) {
@@ -364,14 +446,32 @@ static int finetune(const options *o, const char *ckpt, const corpus *target, in
     } else if (!rc && mode == MODE_LORA) {
         /* everything pretrained frozen; rank-r adapters on the four LSTM
          * weight matrices and the output layer */
-        static const char *const adapted[] = { "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1",
-                                               "lstm.weight_hh_l1", "head.weight" };
         loom_params_set_trainable(ctx, "", false);
-        for (size_t i = 0; i < sizeof adapted / sizeof *adapted; i++)
-            loom_lora_add(ctx, loom_param_find(ctx, adapted[i]), (int)o->rank, o->alpha);
+        for (int i = 0; i < N_ADAPTED; i++)
+            loom_lora_add(ctx, loom_param_find(ctx, ADAPTED[i]), (int)o->rank, o->alpha);
         lr = o->lora_lr;
-        snprintf(what, sizeof what, " (rank %ld, alpha %g, on lstm weight_ih/hh_l0/l1 and head.weight)", o->rank,
-                 o->alpha);
+        snprintf(what, sizeof what, " (loom_lora_add, rank %ld, alpha %g, on lstm weight_ih/hh_l0/l1 and head.weight)",
+                 o->rank, o->alpha);
+    } else if (!rc && mode == MODE_LORA_OPS) {
+        /* the same adapters written out: new parameters A (random, as a
+         * Linear's weight) and B (zero), made after the freeze so they
+         * alone train, used by lstm_from_ops and the head */
+        loom_params_set_trainable(ctx, "", false);
+        m.ops = true;
+        for (int i = 0; i < N_ADAPTED; i++) {
+            adapter *ad = &m.ad[i];
+            ad->w = loom_param_find(ctx, ADAPTED[i]);
+            loom_shape ws = loom_shape_of(ctx, ad->w); /* [out, in] */
+            char name[96];
+            snprintf(name, sizeof name, "%s.A", ADAPTED[i]);
+            ad->a = loom_param(ctx, name, LOOM_F32, LOOM_SHAPE(o->rank, ws.d[1]));
+            snprintf(name, sizeof name, "%s.B", ADAPTED[i]);
+            ad->b = loom_param(ctx, name, LOOM_F32, LOOM_SHAPE(ws.d[0], o->rank));
+            loom_param_init_uniform(ctx, ad->a, -1 / sqrt((double)ws.d[1]), 1 / sqrt((double)ws.d[1]));
+            ad->scale = o->alpha / (double)o->rank;
+        }
+        lr = o->lora_lr;
+        snprintf(what, sizeof what, " (written from ops, rank %ld, alpha %g, the same weights)", o->rank, o->alpha);
     }
     if (!rc && loom_failed(ctx))
         rc = fail(ctx);
@@ -396,10 +496,8 @@ static int finetune(const options *o, const char *ckpt, const corpus *target, in
     if (!rc && mode == MODE_LORA) {
         /* folded into the weights, the adapters cost nothing at inference:
          * the plain model (no adapter left) computes the same loss */
-        static const char *const adapted[] = { "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1",
-                                               "lstm.weight_hh_l1", "head.weight" };
-        for (size_t i = 0; i < sizeof adapted / sizeof *adapted; i++)
-            loom_lora_merge(ctx, loom_param_find(ctx, adapted[i]));
+        for (int i = 0; i < N_ADAPTED; i++)
+            loom_lora_merge(ctx, loom_param_find(ctx, ADAPTED[i]));
         loom_optimizer_free(m.opt);
         m.opt = NULL;
         double merged = 0;
@@ -566,8 +664,12 @@ int main(int argc, char **argv)
     if (!rc) {
         printf("summary: val loss on %s (nats/char), before -> after\n", dst.name);
         for (int mode = 0; mode < N_MODES; mode++)
-            printf("  %-7s %.4f -> %.4f%s\n", MODE_NAMES[mode], before[mode], after[mode],
+            printf("  %-8s %.4f -> %.4f%s\n", MODE_NAMES[mode], before[mode], after[mode],
                    mode == MODE_SCRATCH ? "  (no pretraining, for reference)" : "");
+        /* both LoRA modes draw A from the same seeded generator in the
+         * same order, so they differ only by rounding */
+        printf("lora from ops vs loom_lora_add: before %.2e apart, after %.2e apart\n",
+               fabs(before[MODE_LORA_OPS] - before[MODE_LORA]), fabs(after[MODE_LORA_OPS] - after[MODE_LORA]));
     }
     if (!o.out)
         unlink(ckpt);
