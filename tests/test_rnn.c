@@ -409,10 +409,12 @@ static void test_rnn_jit_matches_reference_on_masked_stacks(void **state)
 /* ------------------------------------------------------------------ */
 
 /* The models: loom's LSTM stack (2 layers, dropout between them, so the
- * recomputed masks must equal the forward's), and the layer-normalised
- * LSTM of examples/ln_lstm.h written from primitive ops, stepped by hand
- * (the final c as well as every h in the loss). */
-typedef enum ck_model { CK_RNN_LSTM, CK_LN_LSTM } ck_model;
+ * recomputed masks must equal the forward's), the layer-normalised LSTM
+ * of examples/ln_lstm.h written from primitive ops, stepped by hand (the
+ * final c as well as every h in the loss), and a bidirectional GRU
+ * stack with per-example lengths (the reverse direction records its
+ * steps last to first; masks keep states past an example's end). */
+typedef enum ck_model { CK_RNN_LSTM, CK_LN_LSTM, CK_GRU_BIDIR } ck_model;
 
 enum { CK_T = 32, CK_B = 3, CK_I = 5, CK_H = 6, CK_MAXP = 32 };
 
@@ -428,6 +430,14 @@ static loom_t ck_loss(loom_ctx *ctx, ck_model model, loom_dtype dt, loom_rnn **m
         loom_rnn_state fin;
         loom_rnn_forward(ctx, *m, x, NULL, LOOM_NULL, true, &out, &fin);
         return loom_add(ctx, project(ctx, out, 3), project(ctx, fin.c, 4));
+    }
+    if (model == CK_GRU_BIDIR) {
+        *m = loom_rnn_new(ctx, "gru", &(loom_rnn_config){ .mode = LOOM_GRU, .input_size = CK_I, .hidden_size = CK_H,
+                                                          .num_layers = 2, .bidirectional = true, .dtype = dt });
+        int32_t len[CK_B] = { CK_T, 19, 26 };
+        loom_rnn_state fin;
+        loom_rnn_forward(ctx, *m, x, NULL, loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(CK_B), len), true, &out, &fin);
+        return loom_add(ctx, project(ctx, out, 3), project(ctx, fin.h, 4));
     }
     ln_lstm cell;
     if (dt == LOOM_F32) {
@@ -493,18 +503,20 @@ static ck_result ck_grads(ck_model model, loom_dtype dt, loom_backend be, int k)
 }
 
 /* Gradients with checkpointing every 4 and 8 steps (and every 5, whose
- * last segment is short) equal those without, under both executors, for
- * the built-in LSTM with dropout and for a cell written from ops; and the
- * tape did grow by the recomputation. Each gradient tensor is compared
+ * last segment is short) equal those without, under both executors, in
+ * f32 and f64, for the built-in LSTM with dropout, a cell written from
+ * ops and a masked bidirectional GRU; and the tape did grow by the
+ * recomputation. Each gradient tensor is compared
  * relative to its largest element: checkpointing sums a weight's
  * gradient segment by segment, so f32 sums round differently (f64 shows
  * the computation is the same to 1e-12). */
 static void test_checkpoint_gradients_match_without(void **state)
 {
     (void)state;
-    static const char *const names[] = { "loom_rnn LSTM x2 + dropout", "ln_lstm from ops" };
+    static const char *const names[] = { "loom_rnn LSTM x2 + dropout", "ln_lstm from ops",
+                                         "loom_rnn GRU x2 bidirectional + lengths" };
     static const int ks[] = { 4, 8, 5 };
-    for (int model = 0; model < 2; model++)
+    for (int model = 0; model < 3; model++)
         for (int dt = 0; dt < 2; dt++)
             for (int be = 0; be < 2; be++) {
                 loom_dtype dtype = dt ? LOOM_F64 : LOOM_F32;
