@@ -643,6 +643,67 @@ static void test_aot_training_step(void **state)
     tmpdir_free(dir);
 }
 
+/* Random ops (dropout when training) read the key the JIT fills from the
+ * seed and the run counter: the entry takes it as a last argument
+ * "rng_key", and with the JIT's key gives the JIT's mask. */
+static void test_aot_random_key_argument(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .threads = 1, .seed = 0x1234567890ull });
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(4, 64));
+    loom_t y = loom_dropout(ctx, loom_tanh(ctx, x), 0.5, true);
+    TU_OK(ctx);
+    loom_aot_entry e = { .name = "drop", .ninputs = 1, .inputs = &x, .noutputs = 1, .outputs = &y,
+                         .output_names = (const char *const[]){ "y" } };
+    assert_int_equal(loom_aot_emit(ctx, dir, &(loom_aot_options){ .prefix = "r", .nentries = 1, .entries = &e }, NULL),
+                     LOOM_OK);
+    char cmd[700], out[4096];
+    snprintf(cmd, sizeof cmd, "grep -c 'const int32_t \\*rng_key' '%s/r.h'", dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    static const char driver[] =
+        "#include <stdio.h>\n#include <stdlib.h>\n#include \"r.h\"\n"
+        "int main(int argc, char **argv) {\n"
+        "    void *mem = aligned_alloc(R_ALIGN, (R_MEMORY_BYTES + R_ALIGN - 1) / R_ALIGN * R_ALIGN);\n"
+        "    float x[R_DROP_X_COUNT], y[R_DROP_Y_COUNT];\n"
+        "    int32_t key[4];\n"
+        "    for (int i = 0; i < 4; i++) key[i] = (int32_t)strtoul(argv[1 + i], NULL, 0);\n"
+        "    for (int i = 0; i < R_DROP_X_COUNT; i++) x[i] = (float)(i % 13) / 13.0f - 0.5f;\n"
+        "    if (argc < 5 || r_drop(mem, NULL, x, key, y) != R_OK) return 1;\n"
+        "    FILE *f = fopen(\"y.bin\", \"wb\");\n"
+        "    if (!f || fwrite(y, sizeof y, 1, f) != 1 || fclose(f) != 0) return 1;\n"
+        "    return 0;\n"
+        "}\n";
+    build_driver(dir, "r", driver);
+    float xv[256];
+    for (int i = 0; i < 256; i++)
+        xv[i] = (float)(i % 13) / 13.0f - 0.5f;
+    loom_feed(ctx, x, xv, sizeof xv);
+    for (int run = 0; run < 2; run++) {
+        loom_stats st;
+        loom_get_stats(ctx, &st); /* the key of this run: seed, run counter */
+        assert_int_equal(loom_run(ctx, 1, &y), LOOM_OK);
+        char args[200];
+        uint64_t seed = 0x1234567890ull;
+        snprintf(args, sizeof args, "%u %u %u %u", (unsigned)seed, (unsigned)(seed >> 32), (unsigned)st.runs,
+                 (unsigned)(st.runs >> 32));
+        assert_int_equal(run_driver(dir, args, out, sizeof out), 0);
+        size_t n;
+        float *got = read_file(dir, "y.bin", &n);
+        assert_int_equal(n, sizeof xv);
+        const float *want = loom_data(ctx, y);
+        int zeros = 0;
+        for (int i = 0; i < 256; i++)
+            zeros += want[i] == 0;
+        assert_true(zeros > 64 && zeros < 192); /* a mask was drawn */
+        assert_bitwise(got, want, 256, "dropout output");
+        free(got);
+    }
+    loom_ctx_free(ctx);
+    tmpdir_free(dir);
+}
+
 /* Bad requests: a status code and a message naming the cause, no files. */
 static void test_aot_bad_arguments(void **state)
 {
@@ -815,6 +876,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_aot_weights_file_checked),
         cmocka_unit_test(test_aot_index_error),
         cmocka_unit_test(test_aot_training_step),
+        cmocka_unit_test(test_aot_random_key_argument),
         cmocka_unit_test(test_aot_bad_arguments),
         cmocka_unit_test(test_aot_cli_export_sampler),
     };
