@@ -74,31 +74,31 @@ static void add_str_attr(aot_gen *g, LLVMValueRef fn, const char *k, const char 
                             LLVMCreateStringAttribute(g->e->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
 }
 
-/* The compiled kernel k: emitted on first sight, found by hash after. */
-static const aot_kernel *kernel_get(aot_gen *g, const kernel *k)
+/* The index in g->ks (which may move as it grows) of the compiled kernel
+ * k: emitted on first sight, found by hash after. -1 on error. */
+static long kernel_get(aot_gen *g, const kernel *k)
 {
     for (size_t i = 0; i < g->nks; i++)
         if (g->ks[i].hash[0] == k->hash[0] && g->ks[i].hash[1] == k->hash[1])
-            return &g->ks[i];
+            return (long)i;
     if (!LM_GROW(&g->mem, g->ks, g->ks_cap, g->nks + 1))
-        return NULL;
+        return -1;
     aot_kernel *ak = &g->ks[g->nks];
     char name[160];
     snprintf(name, sizeof name, "%s_k%016llx%016llx", g->o->prefix, (unsigned long long)k->hash[1],
              (unsigned long long)k->hash[0]);
     if (jit_emit_kernel(g->e, g->m, name, k, &ak->work, &ak->scratch) != LOOM_OK)
-        return NULL;
+        return -1;
     ak->fn = LLVMGetNamedFunction(g->m, name);
     if (!ak->fn) {
         lm_fail(g->err, LOOM_ERR_INTERNAL, "aot: kernel %s was not emitted", name);
-        return NULL;
+        return -1;
     }
     LLVMSetVisibility(ak->fn, LLVMHiddenVisibility);
     add_attr(g, ak->fn, LLVMAttributeFunctionIndex, "noinline");
     ak->hash[0] = k->hash[0];
     ak->hash[1] = k->hash[1];
-    g->nks++;
-    return ak;
+    return (long)g->nks++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -142,17 +142,17 @@ static loom_code emit_entry(aot_gen *g, aot_entry *en)
     jit_engine *e = g->e;
     LLVMTypeRef ptr = jit_ptr(e);
     /* the kernels first: their scratch sizes the memory */
-    const aot_kernel **kk = lm_zalloc(&g->mem, (p->nkernels + 1) * sizeof *kk);
+    long *kk = lm_zalloc(&g->mem, (p->nkernels + 1) * sizeof *kk); /* indices into g->ks */
     if (!kk)
         return g->err->code;
     size_t scratch = 0;
     en->has_status = false;
     for (size_t i = 0; i < p->nkernels; i++) {
-        if (!(kk[i] = kernel_get(g, &p->kernels[i]))) {
+        if ((kk[i] = kernel_get(g, &p->kernels[i])) < 0) {
             lm_free(&g->mem, kk, (p->nkernels + 1) * sizeof *kk);
             return g->err->code;
         }
-        scratch = LM_MAX(scratch, kk[i]->scratch);
+        scratch = LM_MAX(scratch, g->ks[kk[i]].scratch);
         en->has_status |= p->kernels[i].kind == KN_GATHER || p->kernels[i].kind == KN_SCATTER;
     }
     en->kernels = (uint32_t)p->nkernels;
@@ -207,7 +207,7 @@ static loom_code emit_entry(aot_gen *g, aot_entry *en)
     /* the calls, in plan order, each over its whole work range */
     LLVMValueRef scr = byte_gep(g, mem, en->scratch_at);
     for (size_t i = 0; i < p->ncalls; i++) {
-        const aot_kernel *k = kk[p->calls[i].kernel];
+        const aot_kernel *k = &g->ks[kk[p->calls[i].kernel]];
         if (k->work <= 0)
             continue;
         LLVMValueRef ix = i64c(g, p->calls[i].arg);
