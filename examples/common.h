@@ -76,6 +76,7 @@ static inline char *ex_read_file(const char *prog, const char *path, size_t *n)
     }
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
+    errno = 0;
     for (size_t k; buf;) {
         if (len + 1 >= cap) {
             char *more = realloc(buf, cap * 2);
@@ -92,10 +93,10 @@ static inline char *ex_read_file(const char *prog, const char *path, size_t *n)
             break;
         len += k;
     }
-    bool bad = ferror(f);
+    int err = ferror(f) ? errno : 0;
     fclose(f);
-    if (!buf || bad) {
-        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, buf ? "read error" : "out of memory");
+    if (!buf || err) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, buf ? strerror(err) : "out of memory");
         free(buf);
         return NULL;
     }

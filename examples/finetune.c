@@ -603,8 +603,11 @@ int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
     size_t na = 0, nb = 0;
-    char *a = o.pretrain ? ex_read_file(PROG, o.pretrain, &na) : make_story(o.tiny ? 16000 : 60000, (uint64_t)o.seed, &na);
-    char *b = !a ? NULL : o.target ? ex_read_file(PROG, o.target, &nb) : make_recipes(o.tiny ? 8000 : 20000, (uint64_t)o.seed + 1, &nb);
+    char *a = o.pretrain ? ex_read_file(PROG, o.pretrain, &na)
+                         : make_story(o.tiny ? 16000 : 60000, (uint64_t)o.seed, &na);
+    char *b = !a         ? NULL
+              : o.target ? ex_read_file(PROG, o.target, &nb)
+                         : make_recipes(o.tiny ? 8000 : 20000, (uint64_t)o.seed + 1, &nb);
     if (!a || !b) {
         free(a), free(b);
         return EX_FAIL;
@@ -667,7 +670,8 @@ int main(int argc, char **argv)
             printf("  %-8s %.4f -> %.4f%s\n", MODE_NAMES[mode], before[mode], after[mode],
                    mode == MODE_SCRATCH ? "  (no pretraining, for reference)" : "");
         /* both LoRA modes draw A from the same seeded generator in the
-         * same order, so they differ only by rounding */
+         * same order, so they differ only by rounding (the adapted product
+         * is summed in another order), which training amplifies */
         printf("lora from ops vs loom_lora_add: before %.2e apart, after %.2e apart\n",
                fabs(before[MODE_LORA_OPS] - before[MODE_LORA]), fabs(after[MODE_LORA_OPS] - after[MODE_LORA]));
     }

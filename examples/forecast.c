@@ -223,6 +223,10 @@ static double *read_csv(const char *path, const char *column, long *n)
         y[count++] = x;
     }
     free(text);
+    if (ok && count == 0) {
+        fprintf(stderr, "%s: %s: no values in column %s\n", PROG, path, column);
+        ok = false;
+    }
     if (!ok) {
         free(y);
         return NULL;

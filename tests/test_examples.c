@@ -308,10 +308,13 @@ static void test_examples_finetune_lowers_val_loss(void **state)
     }
     double merged = number_after(line_after(&r, "lora merged"), "val loss ");
     assert_true(fabs(merged - lora_after) < 1e-3);
-    /* LoRA written from ops computes what loom_lora_add's does */
+    /* LoRA written from ops computes what loom_lora_add's does: the same
+     * loss before (B is zero), and after training from the same A draws
+     * nearly the same (the two sum in different orders, and training
+     * amplifies rounding: ~1e-6 here, ~1e-2 after 150 steps at full size) */
     const char *cmp = line_after(&r, "lora from ops vs loom_lora_add:");
     assert_true(number_after(cmp, "before ") < 1e-4);
-    assert_true(number_after(cmp, "after ") < 1e-3);
+    assert_true(number_after(cmp, "after ") < 1e-2);
     /* frozen and LoRA train fewer parameters than full */
     long full = (long)number_after(line_after(&r, "fine-tuning full"), ": ");
     long lora = (long)number_after(line_after(&r, "fine-tuning lora"), "): ");
