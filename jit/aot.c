@@ -136,11 +136,70 @@ static LLVMValueRef misaligned(aot_gen *g, LLVMValueRef p)
                        LLVMBuildICmp(g->b, LLVMIntNE, low, i64c(g, 0), ""), "");
 }
 
+/* A private constant array of n elements of type t. */
+static LLVMValueRef const_table(aot_gen *g, const char *what, LLVMTypeRef t, LLVMValueRef *vals, size_t n)
+{
+    LLVMValueRef init = LLVMConstArray2(t, vals, n);
+    LLVMValueRef gv = LLVMAddGlobal(g->m, LLVMTypeOf(init), what);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(gv, 8);
+    return gv;
+}
+
+static LLVMValueRef load_at(aot_gen *g, LLVMTypeRef t, LLVMValueRef table, LLVMValueRef i, unsigned align)
+{
+    LLVMValueRef v = LLVMBuildLoad2(g->b, t, LLVMBuildInBoundsGEP2(g->b, t, table, &i, 1, ""), "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+/* A counted loop over [0, n) (n > 0) in fn: returns the index; the body
+ * goes where the builder is left, then loop_end. */
+typedef struct aot_loop {
+    LLVMBasicBlockRef head;
+    LLVMValueRef i;
+    uint64_t n;
+} aot_loop;
+
+static LLVMValueRef loop_begin(aot_gen *g, LLVMValueRef fn, aot_loop *l, uint64_t n)
+{
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(g->b);
+    l->head = LLVMAppendBasicBlockInContext(g->e->ctx, fn, "loop");
+    l->n = n;
+    LLVMBuildBr(g->b, l->head);
+    LLVMPositionBuilderAtEnd(g->b, l->head);
+    l->i = LLVMBuildPhi(g->b, jit_i64(g->e), "i");
+    LLVMValueRef zero = i64c(g, 0);
+    LLVMAddIncoming(l->i, &zero, &from, 1);
+    return l->i;
+}
+
+static void loop_end(aot_gen *g, LLVMValueRef fn, aot_loop *l)
+{
+    LLVMValueRef next = LLVMBuildNUWAdd(g->b, l->i, i64c(g, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b), after = LLVMAppendBasicBlockInContext(g->e->ctx, fn, "after");
+    LLVMAddIncoming(l->i, &next, &latch, 1);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntULT, next, i64c(g, l->n), ""), l->head, after);
+    LLVMPositionBuilderAtEnd(g->b, after);
+}
+
+/* The entry function. It is table driven, as runtime/exec.c is: every
+ * kernel argument's pointer from constant tables (where: memory, an
+ * argument, the weights; which argument; the byte offset) into an array in
+ * the caller's memory, then the calls from a table of (kernel, first
+ * argument, work items). Straight-line code for thousands of arguments
+ * and calls (a T=64 sequence) took LLVM's optimiser half a minute; the
+ * loops take no time, and per run they cost about a nanosecond an
+ * argument. */
 static loom_code emit_entry(aot_gen *g, aot_entry *en)
 {
     const plan *p = en->p;
     jit_engine *e = g->e;
-    LLVMTypeRef ptr = jit_ptr(e);
+    LLVMContextRef cx = e->ctx;
+    LLVMTypeRef ptr = jit_ptr(e), i64 = jit_i64(e), i32 = jit_i32(e), i8 = LLVMInt8TypeInContext(cx);
     /* the kernels first: their scratch sizes the memory */
     long *kk = lm_zalloc(&g->mem, (p->nkernels + 1) * sizeof *kk); /* indices into g->ks */
     if (!kk)
@@ -156,30 +215,75 @@ static loom_code emit_entry(aot_gen *g, aot_entry *en)
         en->has_status |= p->kernels[i].kind == KN_GATHER || p->kernels[i].kind == KN_SCATTER;
     }
     en->kernels = (uint32_t)p->nkernels;
-    en->scratch_at = (p->arena_bytes + AOT_ALIGN - 1) & ~(uint64_t)(AOT_ALIGN - 1);
-    en->scratch_bytes = ((uint64_t)scratch + AOT_ALIGN - 1) & ~(uint64_t)(AOT_ALIGN - 1);
-    en->memory_bytes = en->scratch_at + en->scratch_bytes;
+    /* memory: the arena, the kernels' scratch, the argument pointers */
+    uint64_t a64 = AOT_ALIGN - 1;
+    en->scratch_at = (p->arena_bytes + a64) & ~a64;
+    en->scratch_bytes = ((uint64_t)scratch + a64) & ~a64;
+    uint64_t argv_at = en->scratch_at + en->scratch_bytes;
+    en->memory_bytes = argv_at + (((uint64_t)p->nargs * 8 + a64) & ~a64);
     if (!en->memory_bytes)
         en->memory_bytes = AOT_ALIGN; /* a valid, non-empty block all the same */
 
+    /* the tables */
+    size_t nt = p->nargs + p->ncalls + 1;
+    LLVMValueRef *kinds = lm_alloc(&g->mem, nt * sizeof *kinds), *idx = lm_alloc(&g->mem, nt * sizeof *idx);
+    LLVMValueRef *offs = lm_alloc(&g->mem, nt * sizeof *offs);
     unsigned nparams = 2 + en->ninputs + (unsigned)p->noutputs;
     LLVMTypeRef *pt = lm_alloc(&g->mem, nparams * sizeof *pt);
-    LLVMValueRef *base = lm_alloc(&g->mem, (p->nbuffers + 1) * sizeof *base);
-    if (!pt || !base) {
+    if (!kinds || !idx || !offs || !pt) {
+        lm_free(&g->mem, kinds, nt * sizeof *kinds);
+        lm_free(&g->mem, idx, nt * sizeof *idx);
+        lm_free(&g->mem, offs, nt * sizeof *offs);
         lm_free(&g->mem, pt, nparams * sizeof *pt);
         lm_free(&g->mem, kk, (p->nkernels + 1) * sizeof *kk);
         return g->err->code;
     }
+    for (size_t i = 0; i < p->nargs; i++) {
+        const aot_loc *l = &en->buffers[p->args[i].buffer];
+        kinds[i] = LLVMConstInt(i8, l->where, 0);
+        idx[i] = LLVMConstInt(i32, l->where == AOT_ARG ? l->at : 0, 0);
+        offs[i] = i64c(g, (l->where == AOT_ARG ? 0 : l->at) + p->args[i].offset);
+    }
+    char name[200];
+    LLVMValueRef t_kind = NULL, t_idx = NULL, t_off = NULL, t_calls = NULL;
+    if (p->nargs) {
+        snprintf(name, sizeof name, "%s.arg_where", en->symbol);
+        t_kind = const_table(g, name, i8, kinds, p->nargs);
+        snprintf(name, sizeof name, "%s.arg_index", en->symbol);
+        t_idx = const_table(g, name, i32, idx, p->nargs);
+        snprintf(name, sizeof name, "%s.arg_offset", en->symbol);
+        t_off = const_table(g, name, i64, offs, p->nargs);
+    }
+    LLVMTypeRef call_t = LLVMStructTypeInContext(cx, (LLVMTypeRef[]){ ptr, i64, i64 }, 3, 0);
+    size_t ncalls = 0;
+    for (size_t i = 0; i < p->ncalls; i++) {
+        const aot_kernel *k = &g->ks[kk[p->calls[i].kernel]];
+        if (k->work > 0) /* nothing to do */
+            kinds[ncalls++] = LLVMConstStructInContext(
+                cx, (LLVMValueRef[]){ k->fn, i64c(g, p->calls[i].arg), i64c(g, (uint64_t)k->work) }, 3, 0);
+    }
+    if (ncalls) {
+        snprintf(name, sizeof name, "%s.calls", en->symbol);
+        t_calls = const_table(g, name, call_t, kinds, ncalls);
+    }
+    LLVMTypeRef kfn_t = LLVMFunctionType(LLVMVoidTypeInContext(cx), (LLVMTypeRef[]){ ptr, i64, i64, ptr }, 4, 0);
+
     for (unsigned i = 0; i < nparams; i++)
         pt[i] = ptr;
-    LLVMValueRef fn = LLVMAddFunction(g->m, en->symbol, LLVMFunctionType(jit_i32(e), pt, nparams, 0));
+    LLVMValueRef fn = LLVMAddFunction(g->m, en->symbol, LLVMFunctionType(i32, pt, nparams, 0));
     add_attr(g, fn, LLVMAttributeFunctionIndex, "nounwind");
     add_str_attr(g, fn, "target-cpu", e->cpu);
     if (e->features[0])
         add_str_attr(g, fn, "target-features", e->features);
-    LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
-    LLVMValueRef argv = LLVMBuildArrayAlloca(g->b, ptr, i64c(g, p->nargs ? p->nargs : 1), "argv");
-    LLVMSetAlignment(argv, 16);
+    LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(cx, fn, "entry"));
+    /* the pointer arguments, indexable (one slot at least) */
+    LLVMValueRef args = LLVMBuildArrayAlloca(g->b, ptr, i64c(g, en->ninputs + p->noutputs + 1), "args");
+    for (unsigned i = 0; i < en->ninputs + p->noutputs; i++) {
+        LLVMValueRef ix = i64c(g, i);
+        LLVMBuildStore(g->b, LLVMGetParam(fn, 2 + i), LLVMBuildInBoundsGEP2(g->b, ptr, args, &ix, 1, ""));
+    }
+    LLVMBuildStore(g->b, LLVMConstPointerNull(ptr),
+                   LLVMBuildInBoundsGEP2(g->b, ptr, args, (LLVMValueRef[]){ i64c(g, en->ninputs + p->noutputs) }, 1, ""));
 
     /* memory and weights */
     LLVMValueRef mem = LLVMGetParam(fn, 0), w = LLVMGetParam(fn, 1);
@@ -188,52 +292,66 @@ static loom_code emit_entry(aot_gen *g, aot_entry *en)
         w = LLVMBuildSelect(g->b, LLVMBuildIsNull(g->b, w, ""), g->blob, w, "weights");
     return_if(g, fn, misaligned(g, w), AOT_E_WEIGHTS);
 
-    /* every buffer's base, then every kernel argument */
-    for (size_t i = 0; i < p->nbuffers; i++) {
-        const aot_loc *l = &en->buffers[i];
-        base[i] = l->where == AOT_MEMORY ? byte_gep(g, mem, l->at)
-                  : l->where == AOT_ARG  ? LLVMGetParam(fn, 2 + (unsigned)l->at)
-                                         : byte_gep(g, w, l->at);
-    }
-    for (size_t i = 0; i < p->nargs; i++) {
-        LLVMValueRef ix = i64c(g, i);
-        LLVMValueRef slot = LLVMBuildInBoundsGEP2(g->b, ptr, argv, &ix, 1, "");
-        LLVMSetAlignment(LLVMBuildStore(g->b, byte_gep(g, base[p->args[i].buffer], p->args[i].offset), slot), 8);
+    /* every kernel argument's pointer */
+    LLVMValueRef argv = byte_gep(g, mem, argv_at);
+    if (p->nargs) {
+        aot_loop l;
+        LLVMValueRef i = loop_begin(g, fn, &l, p->nargs);
+        LLVMValueRef kind = load_at(g, i8, t_kind, i, 1);
+        LLVMValueRef ai = LLVMBuildZExt(g->b, load_at(g, i32, t_idx, i, 4), i64, "");
+        LLVMValueRef arg = load_at(g, ptr, args, ai, 8);
+        LLVMValueRef b = LLVMBuildSelect(
+            g->b, LLVMBuildICmp(g->b, LLVMIntEQ, kind, LLVMConstInt(i8, AOT_MEMORY, 0), ""), mem,
+            LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, kind, LLVMConstInt(i8, AOT_ARG, 0), ""), arg, w, ""),
+            "");
+        LLVMValueRef off = load_at(g, i64, t_off, i, 8);
+        LLVMValueRef pa = LLVMBuildInBoundsGEP2(g->b, i8, b, &off, 1, "");
+        LLVMSetAlignment(LLVMBuildStore(g->b, pa, LLVMBuildInBoundsGEP2(g->b, ptr, argv, &i, 1, "")), 8);
+        loop_end(g, fn, &l);
     }
     LLVMValueRef status = byte_gep(g, mem, p->status_offset);
     if (en->has_status)
-        LLVMBuildMemSet(g->b, status, LLVMConstInt(LLVMInt8TypeInContext(e->ctx), 0, 0), i64c(g, 16), 4);
+        LLVMBuildMemSet(g->b, status, LLVMConstInt(i8, 0, 0), i64c(g, 16), 4);
 
     /* the calls, in plan order, each over its whole work range */
     LLVMValueRef scr = byte_gep(g, mem, en->scratch_at);
-    for (size_t i = 0; i < p->ncalls; i++) {
-        const aot_kernel *k = &g->ks[kk[p->calls[i].kernel]];
-        if (k->work <= 0)
-            continue;
-        LLVMValueRef ix = i64c(g, p->calls[i].arg);
-        LLVMValueRef a[4] = { LLVMBuildInBoundsGEP2(g->b, ptr, argv, &ix, 1, ""), i64c(g, 0),
-                              i64c(g, (uint64_t)k->work), scr };
-        LLVMBuildCall2(g->b, LLVMGlobalGetValueType(k->fn), k->fn, a, 4, "");
+    if (ncalls) {
+        aot_loop l;
+        LLVMValueRef i = loop_begin(g, fn, &l, ncalls);
+        LLVMValueRef rec = LLVMBuildInBoundsGEP2(g->b, call_t, t_calls, &i, 1, "");
+        LLVMValueRef kf = LLVMBuildLoad2(g->b, ptr, LLVMBuildStructGEP2(g->b, call_t, rec, 0, ""), "");
+        LLVMValueRef first = LLVMBuildLoad2(g->b, i64, LLVMBuildStructGEP2(g->b, call_t, rec, 1, ""), "");
+        LLVMValueRef work = LLVMBuildLoad2(g->b, i64, LLVMBuildStructGEP2(g->b, call_t, rec, 2, ""), "");
+        LLVMValueRef a[4] = { LLVMBuildInBoundsGEP2(g->b, ptr, argv, &first, 1, ""), i64c(g, 0), work, scr };
+        LLVMBuildCall2(g->b, kfn_t, kf, a, 4, "");
+        loop_end(g, fn, &l);
     }
     if (en->has_status) {
-        LLVMValueRef s = LLVMBuildLoad2(g->b, jit_i32(e), status, "");
+        LLVMValueRef s = LLVMBuildLoad2(g->b, i32, status, "");
         LLVMSetAlignment(s, 4);
         return_if(g, fn, LLVMBuildICmp(g->b, LLVMIntNE, s, i32c(g, 0), ""), AOT_E_INDEX);
     }
     /* outputs after every read of the inputs: a state may be carried in
      * place (h_out the same memory as h_in) */
-    for (size_t i = 0; i < p->noutputs; i++) {
-        const plan_output *o = &p->outputs[i];
-        LLVMBuildMemMove(g->b, LLVMGetParam(fn, 2 + en->ninputs + (unsigned)i), 1,
-                         byte_gep(g, base[o->buffer], o->offset), 1, i64c(g, en->output_bytes[i]));
-    }
-    for (size_t i = 0; i < p->ncommits; i++) {
-        const plan_commit *c = &p->commits[i];
-        LLVMBuildMemMove(g->b, byte_gep(g, w, en->commit_at[i]), 1, byte_gep(g, base[c->buffer], c->offset), 1,
-                         i64c(g, c->bytes));
+    for (size_t i = 0; i < p->noutputs + p->ncommits; i++) {
+        bool out = i < p->noutputs;
+        uint32_t b = out ? p->outputs[i].buffer : p->commits[i - p->noutputs].buffer;
+        uint64_t off = out ? p->outputs[i].offset : p->commits[i - p->noutputs].offset;
+        const aot_loc *l = &en->buffers[b];
+        LLVMValueRef src = l->where == AOT_MEMORY ? byte_gep(g, mem, l->at + off)
+                           : l->where == AOT_ARG  ? byte_gep(g, LLVMGetParam(fn, 2 + (unsigned)l->at), off)
+                                                  : byte_gep(g, w, l->at + off);
+        if (out)
+            LLVMBuildMemMove(g->b, LLVMGetParam(fn, 2 + en->ninputs + (unsigned)i), 1, src, 1,
+                             i64c(g, en->output_bytes[i]));
+        else /* a commit: the parameter's new value into the weights */
+            LLVMBuildMemMove(g->b, byte_gep(g, w, en->commit_at[i - p->noutputs]), 1, src, 1,
+                             i64c(g, p->commits[i - p->noutputs].bytes));
     }
     LLVMBuildRet(g->b, i32c(g, AOT_OK));
-    lm_free(&g->mem, base, (p->nbuffers + 1) * sizeof *base);
+    lm_free(&g->mem, kinds, nt * sizeof *kinds);
+    lm_free(&g->mem, idx, nt * sizeof *idx);
+    lm_free(&g->mem, offs, nt * sizeof *offs);
     lm_free(&g->mem, pt, nparams * sizeof *pt);
     lm_free(&g->mem, kk, (p->nkernels + 1) * sizeof *kk);
     return LOOM_OK;
