@@ -65,6 +65,15 @@ static inline double ex_real(const char *prog, int argc, char **argv, int *i, do
     return x;
 }
 
+/* --cell lstm|gru: the recurrent layer of loom_rnn_new. */
+static inline bool ex_cell(const char *prog, int argc, char **argv, int *i)
+{
+    const char *v = ex_value(prog, argc, argv, i);
+    if (strcmp(v, "lstm") && strcmp(v, "gru"))
+        ex_usage_error(prog, "--cell takes lstm or gru, not \"%s\"", v);
+    return !strcmp(v, "gru");
+}
+
 /* The whole file, NUL-terminated (*n excludes the NUL); NULL with a
  * message on stderr when it cannot be read. Free with free(). */
 static inline char *ex_read_file(const char *prog, const char *path, size_t *n)

@@ -1,15 +1,16 @@
 /*
- * forecast.c — time-series forecasting with an LSTM: one step ahead from a
- * window of past values, trained with mean squared error, and judged the
- * way forecasts should be, against the naive forecasts that are hard to
- * beat (the last value; the value one season ago).
+ * forecast.c — time-series forecasting with an LSTM (or a GRU, --cell
+ * gru): one step ahead from a window of past values, trained with mean
+ * squared error, and judged the way forecasts should be, against the
+ * naive forecasts that are hard to beat (the last value; the value one
+ * season ago).
  *
  * What it shows:
  *   - z-score normalisation with statistics from the training part only,
  *     saved in the checkpoint's metadata with the model's configuration,
  *     and read back from there (loom_checkpoint_config) by the model that
  *     reports the test error;
- *   - a windowed LSTM regression (loom_rnn_forward's final state, a
+ *   - a windowed LSTM/GRU regression (loom_rnn_forward's final state, a
  *     linear head, loom_mse, Adam with gradient clipping);
  *   - train / validation / test split by time (no window looks at the
  *     future of its split's targets), the best checkpoint on validation
@@ -48,6 +49,7 @@ typedef struct options {
     long window, season, hidden, batch, steps, eval_every;
     double lr;
     long seed;
+    bool gru; /* a GRU instead of the LSTM */
 } options;
 
 static void help(void)
@@ -59,7 +61,8 @@ static void help(void)
            "  --length N        generated series length (default 1500)\n"
            "  --window W        past values the model sees (default 24)\n"
            "  --season P        period of the seasonal-naive forecast, <= W (default 12)\n"
-           "  --hidden H        LSTM hidden size (default 32)\n"
+           "  --cell lstm|gru   the recurrent layer (default lstm)\n"
+           "  --hidden H        its hidden size (default 32)\n"
            "  --batch B         windows per step (default 32)\n"
            "  --steps S         Adam steps (default 800)\n"
            "  --lr LR           learning rate (default 0.003)\n"
@@ -94,6 +97,8 @@ static options parse(int argc, char **argv)
             o.window = ex_int(PROG, argc, argv, &i, 2, 512);
         } else if (!strcmp(a, "--season")) {
             o.season = ex_int(PROG, argc, argv, &i, 1, 512);
+        } else if (!strcmp(a, "--cell")) {
+            o.gru = ex_cell(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--hidden")) {
             o.hidden = ex_int(PROG, argc, argv, &i, 1, 4096);
         } else if (!strcmp(a, "--batch")) {
@@ -242,7 +247,7 @@ static double *read_csv(const char *path, const char *column, long *n)
 typedef struct model {
     loom_ctx *ctx;
     long window, hidden, batch;
-    loom_rnn *lstm;
+    loom_rnn *rnn;
     loom_linear head;
     loom_optimizer *opt; /* NULL: an evaluation-only model */
     loom_t x;            /* input [W, B, 1]: the window minus its last value */
@@ -259,7 +264,7 @@ static int fail(loom_ctx *ctx)
 
 /* Builds the model and records its tape: the forward pass and, for a
  * trained model, its MSE gradient and Adam update. */
-static int model_init(model *m, long window, long hidden, long batch, const options *o, bool train)
+static int model_init(model *m, long window, long hidden, bool gru, long batch, const options *o, bool train)
 {
     memset(m, 0, sizeof *m);
     m->window = window, m->hidden = hidden, m->batch = batch;
@@ -267,8 +272,8 @@ static int model_init(model *m, long window, long hidden, long batch, const opti
     if (!m->ctx)
         return EX_FAIL;
     loom_ctx *ctx = m->ctx;
-    loom_rnn_config cfg = { .mode = LOOM_LSTM, .input_size = 1, .hidden_size = hidden };
-    m->lstm = loom_rnn_new(ctx, "lstm", &cfg);
+    loom_rnn_config cfg = { .mode = gru ? LOOM_GRU : LOOM_LSTM, .input_size = 1, .hidden_size = hidden };
+    m->rnn = loom_rnn_new(ctx, "rnn", &cfg);
     loom_linear_init(ctx, &m->head, "head", hidden, 1, true, LOOM_F32);
     if (train)
         m->opt = loom_optimizer_new(ctx, &(loom_optim_config){ .kind = LOOM_OPT_ADAM, .lr = o->lr, .clip_norm = 1.0 });
@@ -277,7 +282,7 @@ static int model_init(model *m, long window, long hidden, long batch, const opti
     m->y = loom_input(ctx, "y", LOOM_F32, LOOM_SHAPE(batch, 1));
     loom_t out;
     loom_rnn_state last;
-    loom_rnn_forward(ctx, m->lstm, m->x, NULL, LOOM_NULL, train, &out, &last); /* last.h [1, B, H] */
+    loom_rnn_forward(ctx, m->rnn, m->x, NULL, LOOM_NULL, train, &out, &last); /* last.h [1, B, H] */
     m->pred = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, last.h, LOOM_SHAPE(batch, hidden)));
     m->loss = loom_mse(ctx, m->pred, m->y);
     if (train)
@@ -288,7 +293,7 @@ static int model_init(model *m, long window, long hidden, long batch, const opti
 static void model_free(model *m)
 {
     loom_optimizer_free(m->opt);
-    loom_rnn_free(m->lstm);
+    loom_rnn_free(m->rnn);
     loom_ctx_free(m->ctx);
 }
 
@@ -377,12 +382,12 @@ int main(int argc, char **argv)
 
     printf("forecast: %s, %ld values; train %ld, validation %ld, test %ld one-step targets\n",
            o.csv ? o.csv : "generated price-like series", n, n_tr - W, n_va - n_tr, n - n_va);
-    printf("z-score from the training part: mean %.4f std %.4f; LSTM hidden %ld over windows of %ld, Adam lr %g, "
+    printf("z-score from the training part: mean %.4f std %.4f; %s hidden %ld over windows of %ld, Adam lr %g, "
            "%ld steps of %ld\n",
-           mean, std, o.hidden, W, o.lr, o.steps, o.batch);
+           mean, std, o.gru ? "GRU" : "LSTM", o.hidden, W, o.lr, o.steps, o.batch);
 
     model m;
-    int rc = model_init(&m, W, o.hidden, o.batch, &o, true);
+    int rc = model_init(&m, W, o.hidden, o.gru, o.batch, &o, true);
     ex_rng r = { (uint64_t)o.seed * 31 + 5 };
     long *at = malloc((size_t)o.batch * sizeof *at);
     double best = INFINITY, val = 0, loss = 0;
@@ -410,9 +415,9 @@ int main(int argc, char **argv)
             /* what the model needs besides its weights: the z-score
              * statistics and the shape of its input */
             snprintf(config, sizeof config,
-                     "{\"model\": \"forecast-lstm\", \"mean\": %.17g, \"std\": %.17g, \"window\": %ld, "
-                     "\"hidden\": %ld, \"season\": %ld, \"source\": \"%s\"}",
-                     mean, std, W, o.hidden, o.season, o.csv ? "csv" : "generated");
+                     "{\"model\": \"forecast-rnn\", \"cell\": \"%s\", \"mean\": %.17g, \"std\": %.17g, "
+                     "\"window\": %ld, \"hidden\": %ld, \"season\": %ld, \"source\": \"%s\"}",
+                     o.gru ? "gru" : "lstm", mean, std, W, o.hidden, o.season, o.csv ? "csv" : "generated");
             if (loom_checkpoint_save(m.ctx, o.out, m.opt, config) != LOOM_OK)
                 rc = fail(m.ctx);
         }
@@ -437,7 +442,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: unexpected config %s\n", PROG, o.out, config);
         rc = EX_FAIL;
     }
-    if (!rc && !(rc = model_init(&e, s_window, s_hidden, o.batch, &o, false))) {
+    bool s_gru = strstr(config, "\"cell\": \"gru\"") != NULL;
+    if (!rc && !(rc = model_init(&e, s_window, s_hidden, s_gru, o.batch, &o, false))) {
         if (loom_checkpoint_load(e.ctx, o.out, NULL, LOOM_LOAD_ALLOW_UNEXPECTED) != LOOM_OK)
             rc = fail(e.ctx);
         for (long t = 0; !rc && t < n; t++) /* normalised with the file's statistics */
@@ -460,9 +466,9 @@ int main(int argc, char **argv)
     double naive = sqrt(se_last / (double)(n - n_va)), seasonal = sqrt(se_season / (double)(n - n_va));
     printf("best validation rmse %.4f at step %ld, saved to %s with its config:\n  %s\n", best, best_step, o.out,
            config);
-    printf("test rmse (%ld targets, series units): lstm %.4f  naive-last %.4f  seasonal-naive %.4f (period %ld)\n",
+    printf("test rmse (%ld targets, series units): model %.4f  naive-last %.4f  seasonal-naive %.4f (period %ld)\n",
            n - n_va, test, naive, seasonal, o.season);
-    printf("lstm vs naive-last: %.1f%% %s\n", 100.0 * fabs(1.0 - test / naive), test < naive ? "lower" : "higher");
+    printf("model vs naive-last: %.1f%% %s\n", 100.0 * fabs(1.0 - test / naive), test < naive ? "lower" : "higher");
     free(y);
     free(z);
     return 0;

@@ -1,8 +1,8 @@
 /*
- * tagging.c — sequence tagging with a bidirectional LSTM: every token of a
- * generated sequence gets a class, and the tagger is scored the way
- * taggers are, by per-class precision, recall and F1 with micro and macro
- * averages over the classes that matter (all but O).
+ * tagging.c — sequence tagging with a bidirectional LSTM (or GRU, --cell
+ * gru): every token of a generated sequence gets a class, and the tagger
+ * is scored the way taggers are, by per-class precision, recall and F1
+ * with micro and macro averages over the classes that matter (all but O).
  *
  * The task is made up so that it needs both directions. Sequences are
  * words, numbers and bracketed spans "( ... )a" or "( ... )b"; a span's
@@ -101,6 +101,7 @@ typedef struct options {
     double lr;
     long seed;
     bool bidirectional;
+    bool gru; /* a GRU instead of the LSTM */
 } options;
 
 static void help(void)
@@ -111,12 +112,13 @@ static void help(void)
            "  --steps S          Adam steps (default 400)\n"
            "  --seq T            tokens per sequence (default 40)\n"
            "  --batch B          sequences per step (default 32)\n"
-           "  --hidden H         LSTM hidden size per direction (default 32)\n"
+           "  --cell lstm|gru    the recurrent layer (default lstm)\n"
+           "  --hidden H         its hidden size per direction (default 32)\n"
            "  --embed E          token embedding size (default 16)\n"
            "  --test-batches N   held-out batches scored (default 16)\n"
            "  --lr LR            learning rate (default 0.01)\n"
            "  --seed S           seed of the data and the weights (default 1)\n"
-           "  --unidirectional   a left-to-right LSTM (it cannot see the closing bracket)\n"
+           "  --unidirectional   left to right only (it cannot see the closing bracket)\n"
            "  --tiny             small and quick (for tests)\n");
 }
 
@@ -140,6 +142,8 @@ static options parse(int argc, char **argv)
             o.seq = ex_int(PROG, argc, argv, &i, 8, 4096);
         } else if (!strcmp(a, "--batch")) {
             o.batch = ex_int(PROG, argc, argv, &i, 1, 4096);
+        } else if (!strcmp(a, "--cell")) {
+            o.gru = ex_cell(PROG, argc, argv, &i);
         } else if (!strcmp(a, "--hidden")) {
             o.hidden = ex_int(PROG, argc, argv, &i, 1, 4096);
         } else if (!strcmp(a, "--embed")) {
@@ -234,7 +238,7 @@ int main(int argc, char **argv)
     loom_embedding emb;
     loom_linear head;
     loom_embedding_init(ctx, &emb, "emb", VOCAB, o.embed, LOOM_F32);
-    loom_rnn_config cfg = { .mode = LOOM_LSTM, .input_size = o.embed, .hidden_size = o.hidden,
+    loom_rnn_config cfg = { .mode = o.gru ? LOOM_GRU : LOOM_LSTM, .input_size = o.embed, .hidden_size = o.hidden,
                             .bidirectional = o.bidirectional };
     loom_rnn *lstm = loom_rnn_new(ctx, "lstm", &cfg);
     loom_linear_init(ctx, &head, "head", D * o.hidden, N_TAGS, true, LOOM_F32);
@@ -251,8 +255,9 @@ int main(int argc, char **argv)
     int rc = loom_failed(ctx) ? fail(ctx) : 0;
 
     if (!rc)
-        printf("tagging: %s LSTM, hidden %ld, embed %ld; %ld steps of %ld sequences x %ld tokens, Adam lr %g\n",
-               o.bidirectional ? "bidirectional" : "left-to-right", o.hidden, o.embed, o.steps, B, T, o.lr);
+        printf("tagging: %s %s, hidden %ld, embed %ld; %ld steps of %ld sequences x %ld tokens, Adam lr %g\n",
+               o.bidirectional ? "bidirectional" : "left-to-right", o.gru ? "GRU" : "LSTM", o.hidden, o.embed,
+               o.steps, B, T, o.lr);
     ex_rng train_rng = { (uint64_t)o.seed * 1000003 + 1 };
     double avg = 0;
     long every = o.steps / 10 > 0 ? o.steps / 10 : 1;

@@ -170,27 +170,35 @@ static void write_text(const char *path, const char *text)
 /* forecast                                                           */
 /* ------------------------------------------------------------------ */
 
-/* On the generated series the LSTM's test RMSE is below both naive
- * forecasts', and the checkpoint carries the z-score statistics. */
+/* On the generated series the test RMSE of the LSTM, and of the GRU, is
+ * below both naive forecasts', and the checkpoint carries the z-score
+ * statistics and the cell it was trained with. */
 static void test_examples_forecast_beats_naive(void **state)
 {
     (void)state;
-    result r = RUN(forecast_bin, "--tiny", "--out", path_in("forecast.safetensors"));
-    expect_status(&r, 0, "forecast --tiny");
-    const char *line = line_after(&r, "test rmse");
-    double lstm = number_after(line, "lstm "), naive = number_after(line, "naive-last "),
-           seasonal = number_after(line, "seasonal-naive ");
-    print_message("forecast: test rmse lstm %.4f, naive last %.4f, seasonal naive %.4f\n", lstm, naive, seasonal);
-    assert_true(lstm > 0 && isfinite(lstm));
-    assert_true(lstm < naive);
-    assert_true(lstm < seasonal);
-    /* the statistics are in the saved metadata, as printed */
-    const char *cfg = line_after(&r, "{\"model\": \"forecast-lstm\"");
-    assert_true(number_after(cfg, "\"std\": ") > 0);
-    assert_true(isfinite(number_after(cfg, "\"mean\": ")));
-    struct stat st;
-    assert_int_equal(stat(path_in("forecast.safetensors"), &st), 0);
-    result_free(&r);
+    static const char *const cells[] = { "lstm", "gru" };
+    for (size_t i = 0; i < TU_LEN(cells); i++) {
+        result r = RUN(forecast_bin, "--tiny", "--cell", cells[i], "--out", path_in("forecast.safetensors"));
+        expect_status(&r, 0, "forecast --tiny");
+        const char *line = line_after(&r, "test rmse");
+        double model = number_after(line, "model "), naive = number_after(line, "naive-last "),
+               seasonal = number_after(line, "seasonal-naive ");
+        print_message("forecast (%s): test rmse %.4f, naive last %.4f, seasonal naive %.4f\n", cells[i], model, naive,
+                      seasonal);
+        assert_true(model > 0 && isfinite(model));
+        assert_true(model < naive);
+        assert_true(model < seasonal);
+        /* the statistics are in the saved metadata, as printed */
+        const char *cfg = line_after(&r, "{\"model\": \"forecast-rnn\"");
+        assert_true(number_after(cfg, "\"std\": ") > 0);
+        assert_true(isfinite(number_after(cfg, "\"mean\": ")));
+        char cell[32];
+        snprintf(cell, sizeof cell, "\"cell\": \"%s\"", cells[i]);
+        assert_non_null(strstr(cfg, cell));
+        struct stat st;
+        assert_int_equal(stat(path_in("forecast.safetensors"), &st), 0);
+        result_free(&r);
+    }
 }
 
 /* A CSV column by header name trains and reports; a missing column, a
@@ -212,7 +220,7 @@ static void test_examples_forecast_csv_column(void **state)
                    "9", "--out", path_in("csv.safetensors"));
     expect_status(&r, 0, "forecast --csv --column price");
     const char *line = line_after(&r, "test rmse");
-    assert_true(isfinite(number_after(line, "lstm ")));
+    assert_true(isfinite(number_after(line, "model ")));
     assert_non_null(strstr(r.out, "300 values"));
     result_free(&r);
 
@@ -371,6 +379,8 @@ static void test_examples_bad_arguments_exit_2(void **state)
     USAGE(forecast_bin, "--window", "--window", "1");
     USAGE(finetune_bin, "--rank", "--rank", "64", "--tiny"); /* --tiny's sizes apply first */
     USAGE(tagging_bin, "--seq", "--seq", "2");
+    USAGE(tagging_bin, "--cell takes lstm or gru", "--cell", "rnn");
+    USAGE(forecast_bin, "--cell takes lstm or gru", "--cell", "LSTM");
 }
 
 /* ------------------------------------------------------------------ */
