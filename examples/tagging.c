@@ -24,6 +24,11 @@
  *     build-dir/examples/tagging --tiny       small and quick (the tests)
  *     build-dir/examples/tagging --unidirectional   see what lookahead buys
  *
+ * With the defaults the bidirectional tagger gets every span token right
+ * whose closing bracket is in view and half of the others (macro F1 0.96,
+ * where guessing from the class frequencies gets 0.18); a left-to-right
+ * one cannot tell SPAN-A from SPAN-B (macro F1 0.56).
+ *
  * Exit status 2 for a bad command line, 1 if loom fails.
  */
 #include <math.h>
