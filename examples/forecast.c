@@ -28,7 +28,9 @@
  *     build-dir/examples/forecast --tiny          small and quick (the tests)
  *
  * The generated series is trend + a slow random walk (the "price") + a
- * season of 12 + autocorrelated noise. Any numeric CSV column works
+ * season of 12 + autocorrelated noise; with the defaults the LSTM's test
+ * RMSE is 0.67 against 1.57 for the last value and 1.48 for the value a
+ * season ago (the walk and the noise's fresh part alone leave ~0.58). Any numeric CSV column works
  * (--column takes a header name or a 0-based index; a file without a
  * header needs the index). Exit status 2 for a bad command line, 1 for a
  * file that cannot be read or a column that is not numeric.
