@@ -30,19 +30,19 @@
  *     x W^T + (alpha / r) (x A^T) B^T. It reads the pretrained weights by
  *     name (loom_param_find), so its loss before fine-tuning is the
  *     built-in model's.
-
- *     build-dir/examples/finetune                       generated texts
+ *
+ *     build-dir/examples/finetune                       default texts (below)
  *     build-dir/examples/finetune --pretrain ../shared/data/tinyshakespeare.txt --target notes.txt
  *     build-dir/examples/finetune --tiny                small and quick (the tests)
  *
  * Without --pretrain it uses ../shared/data/tinyshakespeare.txt when that
  * file exists (and not --tiny), otherwise a generated story-like text;
  * without --target, a generated recipe-like text. Nothing is downloaded.
- * The last tenth of each text is its validation part. With the defaults
- * and tinyshakespeare, the recipe text's validation loss (nats/char) goes
- * from 2.50 to 0.39 (full), 0.40 (frozen), 0.44 (LoRA, 21,504 of 252,000
- * parameters training); from random weights the same steps reach 0.48. Characters outside
- * printable ASCII read as '?'.
+ * The last tenth of each text is its validation part. Characters outside
+ * printable ASCII read as '?'. With the defaults and tinyshakespeare, the
+ * recipe text's validation loss (nats/char) goes from 2.50 to 0.39 (full),
+ * 0.40 (frozen), 0.44 (LoRA, 21,504 of 252,000 parameters training); from
+ * random weights the same steps reach 0.48.
  *
  * Exit status 2 for a bad command line, 1 for a file that cannot be read
  * or is too short, or a loom error.
