@@ -49,7 +49,7 @@ typedef struct ex_entry {
     plan *p;
     ex_arg *ins;        /* [nins] declared inputs, then rng_key if read */
     uint32_t *in_slot;  /* [nins] */
-    uint32_t nins;
+    uint32_t nins, cap_in;
     ex_arg *outs;       /* [nouts] */
     uint32_t nouts;
     aot_loc *locs;      /* [p->nbuffers] */
@@ -184,7 +184,8 @@ static loom_code entry_prepare(ex *x, int ei)
                     s->name, s->ninputs, s->noutputs);
     if (s->commit && !ctx->nassigns)
         return fail(x, LOOM_ERR_ARG, "entry \"%s\" commits, but the tape has no loom_assign", s->name);
-    uint32_t cap_in = (uint32_t)s->ninputs + 1;
+    /* declared inputs, then the ones the run fills itself (below) */
+    uint32_t cap_in = e->cap_in = (uint32_t)s->ninputs + (uint32_t)ctx->ninputs + 1;
     e->ins = lm_zalloc(mem, cap_in * sizeof *e->ins);
     e->in_slot = lm_zalloc(mem, cap_in * sizeof *e->in_slot);
     e->outs = lm_zalloc(mem, (size_t)s->noutputs * sizeof *e->outs);
@@ -285,11 +286,18 @@ static loom_code entry_prepare(ex *x, int ei)
         if (declared)
             continue;
         const fe_input *in = &ctx->inputs[pb->ext];
-        if (ctx->rng_key && pb->ext == ctx->rng_slot) {
+        /* inputs loom_run fills by itself (the random key) and the ones
+         * loom_optimizer_step feeds each step (the learning rate, the
+         * bias corrections) change from run to run: never compiled in,
+         * they become the last arguments */
+        bool per_run = (ctx->rng_key && pb->ext == ctx->rng_slot) || (in->name && !strncmp(in->name, "optim.", 6));
+        if (per_run) {
             ex_arg *a = &e->ins[e->nins];
-            snprintf(a->name, sizeof a->name, "rng_key");
-            if (arg_name_taken(e, e->nins, e->nouts, a->name))
-                snprintf(a->name, sizeof a->name, "rng_key_");
+            char name[NAME_MAX_LEN + 8];
+            sanitize(name, in->name, "in");
+            if (arg_name_taken(e, e->nins, e->nouts, name))
+                strcat(name, "_");
+            snprintf(a->name, sizeof a->name, "%s", name);
             arg_of_node(x, a, in->node);
             e->in_slot[e->nins++] = pb->ext;
             continue;
@@ -447,6 +455,27 @@ static void to_upper(char *dst, const char *s)
     dst[i] = 0;
 }
 
+/* What the caller passes for an input loom_run or loom_optimizer_step
+ * would fill, or "". */
+static const char *per_run_note(const loom_ctx *ctx, uint32_t slot)
+{
+    static const struct {
+        const char *prefix, *note;
+    } notes[] = {
+        { "optim.lr.", "  this step's learning rate (schedule and warm-up applied)" },
+        { "optim.step_size.", "  lr / (1 - beta1^k), k the step counted from 1 (Adam, AdamW)" },
+        { "optim.bias_correction2_sqrt.", "  sqrt(1 - beta2^k) (Adam, AdamW)" },
+        { "optim.decay.", "  1 - lr * weight_decay (AdamW)" },
+    };
+    if (ctx->rng_key && slot == ctx->rng_slot)
+        return "  random key: seed low, seed high, counter low, counter high";
+    const char *name = ctx->inputs[slot].name;
+    for (size_t i = 0; name && i < LM_ARRAY_LEN(notes); i++)
+        if (!strncmp(name, notes[i].prefix, strlen(notes[i].prefix)))
+            return notes[i].note;
+    return "";
+}
+
 static void put_entry(ex *x, json_buf *h, const ex_entry *e)
 {
     char up[NAME_MAX_LEN + 8], sh[160];
@@ -461,10 +490,7 @@ static void put_entry(ex *x, json_buf *h, const ex_entry *e)
     json_puts(h, " * inputs\n");
     for (uint32_t k = 0; k < e->nins; k++) {
         loom_shape_str(e->ins[k].shape, e->ins[k].dtype, sh, sizeof sh);
-        json_putf(h, " *   %-16s %s%s\n", e->ins[k].name, sh,
-                  x->ctx->rng_key && e->in_slot[k] == x->ctx->rng_slot
-                      ? "  random key: seed low, seed high, counter low, counter high"
-                      : "");
+        json_putf(h, " *   %-16s %s%s\n", e->ins[k].name, sh, per_run_note(x->ctx, e->in_slot[k]));
     }
     if (!e->nins)
         json_puts(h, " *   (none)\n");
@@ -826,7 +852,7 @@ static void ex_free(ex *x)
     lm_mem *mem = x->mem;
     for (int i = 0; x->en && i < x->n; i++) {
         ex_entry *e = &x->en[i];
-        uint32_t cap_in = (uint32_t)(e->src->ninputs > 0 ? e->src->ninputs : 0) + 1;
+        uint32_t cap_in = e->cap_in;
         size_t nout = (size_t)(e->src->noutputs > 0 ? e->src->noutputs : 0);
         if (e->p) {
             lm_free(mem, e->locs, (e->p->nbuffers + 1) * sizeof *e->locs);

@@ -724,9 +724,12 @@ double loom_item(loom_ctx *ctx, loom_t t);
  * The code is the JIT's: the same plan, the same kernels; on the CPU the
  * JIT uses ("host") the results are bitwise those of loom_run with one
  * thread. Entries run single-threaded. Inputs an entry reads but does not
- * list are compiled in with the value last fed (loom_tensor constants);
- * random ops (dropout when training) read a key that becomes a last input
- * argument "rng_key" (i32[4]: seed low, high, counter low, high). */
+ * list are compiled in with the value last fed (loom_tensor constants),
+ * except the ones a run fills by itself, which become the last input
+ * arguments: the key of random ops (dropout when training), "rng_key"
+ * (i32[4]: seed low, high, counter low, high), and the scalars
+ * loom_optimizer_step feeds (this step's learning rate, Adam's bias
+ * corrections), "optim_<what>_<dtype>", each explained in the header. */
 typedef struct loom_aot_entry {
     const char *name;                /* C identifier: the function <prefix>_<name> */
     int ninputs;

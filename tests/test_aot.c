@@ -643,6 +643,87 @@ static void test_aot_training_step(void **state)
     tmpdir_free(dir);
 }
 
+/* A loom_optimizer (Adam) in a commit entry: the scalars it feeds each
+ * step (step size, bias correction) become the entry's last arguments,
+ * computed by the caller; two steps match two loom_optimizer_step. */
+static void test_aot_adam_step(void **state)
+{
+    (void)state;
+    NEED_CC();
+    char *dir = tmpdir_new();
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .threads = 1, .seed = 6 });
+    loom_t W = loom_param(ctx, "W", LOOM_F32, LOOM_SHAPE(4, 3));
+    loom_t bias = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(3));
+    loom_param_init_normal(ctx, W, 0, 0.5);
+    loom_param_init_normal(ctx, bias, 0, 0.5);
+    loom_optimizer *opt = loom_optimizer_new(ctx, &(loom_optim_config){ .kind = LOOM_OPT_ADAM, .lr = 0.05 });
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(5, 4));
+    loom_t t = loom_input(ctx, "target", LOOM_F32, LOOM_SHAPE(5, 3));
+    loom_t y = loom_tanh(ctx, loom_add(ctx, loom_matmul(ctx, x, W), bias));
+    loom_t loss = loom_mean_all(ctx, loom_square(ctx, loom_sub(ctx, y, t)));
+    assert_int_equal(loom_optimizer_attach(ctx, opt, loss), LOOM_OK);
+    loom_aot_entry e = { .name = "train", .ninputs = 2, .inputs = (loom_t[]){ x, t }, .noutputs = 1,
+                         .outputs = &loss, .output_names = (const char *const[]){ "loss" }, .commit = true };
+    assert_int_equal(loom_aot_emit(ctx, dir, &(loom_aot_options){ .prefix = "ad", .nentries = 1, .entries = &e }, NULL),
+                     LOOM_OK);
+    /* the prototype's order of the two scalars */
+    size_t n;
+    char *hdr = read_file(dir, "ad.h", &n);
+    hdr[n] = 0;
+    char *proto = strstr(hdr, "int ad_train(");
+    assert_non_null(proto);
+    char *ss = strstr(proto, "*optim_step_size_f32"), *bc = strstr(proto, "*optim_bias_correction2_sqrt_f32");
+    assert_non_null(ss);
+    assert_non_null(bc);
+    assert_non_null(strstr(hdr, "lr / (1 - beta1^k)"));
+    const char *args = ss < bc ? "&step_size, &bc2" : "&bc2, &step_size";
+    free(hdr);
+    char driver[4096];
+    snprintf(driver, sizeof driver,
+             "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"ad.h\"\n"
+             "int main(void) {\n"
+             "    void *mem = aligned_alloc(AD_ALIGN, (AD_MEMORY_BYTES + AD_ALIGN - 1) / AD_ALIGN * AD_ALIGN);\n"
+             "    void *w = aligned_alloc(AD_ALIGN, AD_WEIGHTS_BYTES);\n"
+             "    float x[AD_TRAIN_X_COUNT], t[AD_TRAIN_TARGET_COUNT], loss;\n"
+             "    for (int i = 0; i < AD_TRAIN_X_COUNT; i++) x[i] = (float)(i %% 7) / 7.0f - 0.4f;\n"
+             "    for (int i = 0; i < AD_TRAIN_TARGET_COUNT; i++) t[i] = (float)(i %% 3) / 3.0f - 0.3f;\n"
+             "    memcpy(w, ad_weights(), AD_WEIGHTS_BYTES);\n"
+             "    for (int k = 1; k <= 2; k++) {\n"
+             "        float step_size = (float)(0.05 / (1 - pow(0.9, k))), bc2 = (float)sqrt(1 - pow(0.999, k));\n"
+             "        int rc = ad_train(mem, w, x, t, %s, &loss);\n"
+             "        printf(\"%%d %%.9g\\n\", rc, loss);\n"
+             "    }\n"
+             "    FILE *f = fopen(\"w.bin\", \"wb\");\n"
+             "    if (!f || fwrite(w, 1, AD_WEIGHTS_BYTES, f) != AD_WEIGHTS_BYTES || fclose(f) != 0) return 1;\n"
+             "    return 0;\n"
+             "}\n",
+             args);
+    build_driver(dir, "ad", driver);
+    char out[4096];
+    assert_int_equal(run_driver(dir, "", out, sizeof out), 0);
+    float xv[20], tv[15];
+    for (int i = 0; i < 20; i++)
+        xv[i] = (float)(i % 7) / 7.0f - 0.4f;
+    for (int i = 0; i < 15; i++)
+        tv[i] = (float)(i % 3) / 3.0f - 0.3f;
+    loom_feed(ctx, x, xv, sizeof xv);
+    loom_feed(ctx, t, tv, sizeof tv);
+    char want[256];
+    size_t len = 0;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(loom_optimizer_step(ctx, opt, 1, &loss), LOOM_OK);
+        len += (size_t)snprintf(want + len, sizeof want - len, "0 %.9g\n", loom_item(ctx, loss));
+    }
+    assert_string_equal(out, want);
+    float *w = read_file(dir, "w.bin", &n);
+    assert_bitwise(w, loom_param_data(ctx, W), 12, "W after two Adam steps");
+    assert_bitwise(w + 16, loom_param_data(ctx, bias), 3, "b after two Adam steps");
+    free(w);
+    loom_optimizer_free(opt);
+    loom_ctx_free(ctx);
+    tmpdir_free(dir);
+}
+
 /* Random ops (dropout when training) read the key the JIT fills from the
  * seed and the run counter: the entry takes it as a last argument
  * "rng_key", and with the JIT's key gives the JIT's mask. */
@@ -876,6 +957,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_aot_weights_file_checked),
         cmocka_unit_test(test_aot_index_error),
         cmocka_unit_test(test_aot_training_step),
+        cmocka_unit_test(test_aot_adam_step),
         cmocka_unit_test(test_aot_random_key_argument),
         cmocka_unit_test(test_aot_bad_arguments),
         cmocka_unit_test(test_aot_cli_export_sampler),
