@@ -86,9 +86,10 @@ static bool ckpt_init(ir_graph *g, lm_mem *mem, ckpt *ck, ir_id top)
         if (seg >= 0 && seg != prev_seg)
             run = v;
         prev_seg = seg;
-        /* inputs and random draws vary from run to run; what depends on
-         * neither is the same for every step, kept anyway, and in no run
-         * (though a parameter first used in a step carries its mark) */
+        /* inputs and random draws vary from one execution to the next;
+         * what depends on neither is the same for every step, kept
+         * anyway, and in no run (though a parameter first used in a step
+         * carries its mark) */
         bool fixed = x->op != OP_INPUT;
         for (uint32_t i = 0; i < x->nsrc && fixed; i++)
             fixed = ck->fixed[ir_src(g, v, i)];
@@ -133,6 +134,8 @@ static bool is_constant(const ir_graph *g, ir_id x)
  * attributes, so they draw the same numbers. */
 static void recompute(ir_graph *g, lm_mem *mem, ckpt *ck, ir_id lo, ir_id hi, ir_id dy)
 {
+    g->cur_step = -1;
+    g->cur_phase = IR_BWD;
     /* one element of the gradient orders the recomputation after it; a
      * constant gradient orders nothing, so an earlier one serves. The
      * gradients the runs before gave outside themselves order it too
@@ -228,6 +231,8 @@ static void part_flush_one(ir_graph *g, ckpt *ck, ir_id *grad, ir_id s)
  * other runs marked done. */
 static void part_flush(ir_graph *g, ckpt *ck, ir_id *grad)
 {
+    g->cur_step = -1;
+    g->cur_phase = IR_BWD;
     for (size_t i = 0; i < ck->ntouched; i++)
         part_flush_one(g, ck, grad, ck->touched[i]);
     ck->ntouched = 0;
@@ -341,6 +346,8 @@ loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id 
     for (ir_id v = top; v >= 1 && !ir_failed(g); v--) {
         if (every) {
             /* v's gradient is complete before its own VJP */
+            g->cur_step = -1;
+            g->cur_phase = IR_BWD;
             part_flush_one(g, &ck, grad, v);
             if (ck.lo[v] != ck.part_run && ck.lo[v] && grad[v] && rg[v]) {
                 part_flush(g, &ck, grad);
