@@ -130,7 +130,7 @@ static bool is_constant(const ir_graph *g, ir_id x)
  * enters through after(value, dy) unless it is fixed. A view of an
  * outside value that is no larger than it enters whole (no copy of, say,
  * the whole embedding for one step's slice), and its VJP runs on the
- * view itself. Random ops are recomputed from the same key and
+ * view itself; so does an input recorded in the step. Random ops are recomputed from the same key and
  * attributes, so they draw the same numbers. */
 static void recompute(ir_graph *g, lm_mem *mem, ckpt *ck, ir_id lo, ir_id hi, ir_id dy)
 {
@@ -163,7 +163,8 @@ static void recompute(ir_graph *g, lm_mem *mem, ckpt *ck, ir_id lo, ir_id hi, ir
             inner = in_run(ck, ir_src(g, u, i), lo);
         g->cur_step = x.step;
         g->cur_phase = IR_BWD;
-        if (!inner && is_view(x.op) && ir_numel(g, u) <= ir_numel(g, ir_src(g, u, 0))) {
+        /* an input fed for this step enters like a view of one */
+        if (!inner && (x.nsrc == 0 || (is_view(x.op) && ir_numel(g, u) <= ir_numel(g, ir_src(g, u, 0))))) {
             ck->rep[u] = op_after(g, u, dep);
             continue;
         }
