@@ -14,6 +14,17 @@
  *                head's bias), h0 (c0) in; logits [T * B, V], the state
  *                after each stream's last byte out.
  *
+ * With --train, a training bundle as well:
+ *
+ *   <name>_train  one step of loom train: ids [T, B] and targets [T * B],
+ *                the carried state in; the loss and the next state out;
+ *                the parameters and the optimizer's state updated in the
+ *                weights (the caller's writable copy), the optimizer's
+ *                per-step scalars passed by the caller (the header gives
+ *                each formula; the step count goes on from the
+ *                checkpoint's), dropout's random key too if the model has
+ *                dropout.
+ *
  * With --main it also writes DIR/main.c, a sampler that needs libc and
  * libm only (the same draws as loom sample for the same seed), and prints
  * the one cc line that builds it.
@@ -50,6 +61,57 @@ static void record(charlm *m, loom_t ids, loom_t lengths, loom_t h, loom_t c, in
     *logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(T * B, m->cfg.hidden)));
     *h_out = fin.h;
     *c_out = fin.c;
+}
+
+/* The training step of loom train (model.c's charlm_record with the
+ * state in inputs) with the checkpoint's optimizer attached and its state
+ * (moments, step) loaded. */
+static int record_train(charlm *m, const char *ckpt, int64_t T, int64_t B, loom_optimizer **opt, loom_t *ids,
+                        loom_t *targets, loom_t *h, loom_t *c, loom_t *loss, loom_t *h_out, loom_t *c_out)
+{
+    loom_ctx *ctx = m->ctx;
+    const charlm_config *cfg = &m->cfg;
+    static const loom_opt_kind kinds[CLI_OPT_COUNT] = { LOOM_OPT_ADAM, LOOM_OPT_ADAMW, LOOM_OPT_SGD,
+                                                        LOOM_OPT_RMSPROP };
+    loom_optim_config oc = {
+        .kind = kinds[cfg->optimizer],
+        .lr = cfg->lr,
+        .momentum = cfg->momentum,
+        .weight_decay = cfg->weight_decay,
+        .clip_norm = cfg->clip,
+        .schedule = cfg->schedule == 1 ? LOOM_SCHEDULE_COSINE : LOOM_SCHEDULE_CONSTANT,
+        .total_steps = cfg->total_steps,
+        .warmup_steps = cfg->warmup,
+    };
+    if (!(*opt = loom_optimizer_new(ctx, &oc)))
+        return fail_loom(ctx, "making the optimizer");
+    loom_shape state = LOOM_SHAPE(cfg->layers, B, cfg->hidden);
+    bool lstm = cfg->model == CLI_MODEL_LSTM;
+    double p = cfg->dropout;
+    *ids = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(T, B));
+    *targets = loom_input(ctx, "targets", LOOM_I32, LOOM_SHAPE(T * B));
+    *h = loom_input(ctx, "h", LOOM_F32, state);
+    *c = lstm ? loom_input(ctx, "c", LOOM_F32, state) : LOOM_NULL;
+    loom_t x = loom_embedding_forward(ctx, &m->emb, *ids);
+    if (p > 0)
+        x = loom_dropout(ctx, x, p, true);
+    loom_rnn_state init = { *h, *c }, fin = { LOOM_NULL, LOOM_NULL };
+    loom_t out;
+    loom_rnn_forward(ctx, m->rnn, x, &init, LOOM_NULL, true, &out, &fin);
+    if (p > 0)
+        out = loom_dropout(ctx, out, p, true);
+    loom_t logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(T * B, cfg->hidden)));
+    *loss = loom_cross_entropy(ctx, logits, *targets);
+    *h_out = fin.h;
+    *c_out = fin.c;
+    if (loom_optimizer_attach(ctx, *opt, *loss) != LOOM_OK)
+        return fail_loom(ctx, "attaching the optimizer");
+    /* the optimizer's buffers exist now: its moments and step from the file */
+    if (loom_checkpoint_load(ctx, ckpt, *opt, LOOM_LOAD_ALLOW_UNEXPECTED | LOOM_LOAD_ALLOW_MISSING) != LOOM_OK) {
+        cli_error(CMD, "cannot load the optimizer's state from \"%s\": %s", ckpt, loom_errmsg(ctx));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -327,24 +389,25 @@ int cli_export(int argc, char **argv)
 {
     const char *out = NULL, *name = "charlm";
     int cpu = 0;
-    bool with_main = false, weights_file = false;
+    bool with_main = false, weights_file = false, train = false;
     long long seq_len = 0, batch = 1;
     cli_opt opts[] = {
         { "--out", 'o', CLI_OPT_STRING, &out, "DIR", "the directory to write (made if missing; required)", 0, 0, false, NULL, false },
         { "--cpu", 0, CLI_OPT_CHOICE, &cpu, NULL, "the CPU the code is for (host: this machine)", 0, 0, false, cpu_names, false },
         { "--main", 0, CLI_OPT_FLAG, &with_main, NULL, "also write DIR/main.c, a sampler, and print the cc line that builds it", 0, 0, false, NULL, false },
         { "--weights-file", 0, CLI_OPT_FLAG, &weights_file, NULL, "the weights in DIR/NAME.weights instead of inside the object", 0, 0, false, NULL, false },
+        { "--train", 0, CLI_OPT_FLAG, &train, NULL, "also a training step entry (forward, backward, optimizer update)", 0, 0, false, NULL, false },
         { "--seq-len", 0, CLI_OPT_INT, &seq_len, "T", "most bytes the sequence entry takes (default: the checkpoint's --seq-len)", 1, 100000, false, NULL, false },
         { "--batch", 0, CLI_OPT_INT, &batch, "B", "streams per call of either entry", 1, 65536, false, NULL, false },
         { "--name", 0, CLI_OPT_STRING, &name, "NAME", "prefix of the files and of every symbol", 0, 0, false, NULL, false },
     };
     cli_cmd cmd = {
         .name = CMD,
-        .usage = "loom export CKPT -o DIR [--main] [--cpu host|x86-64-v3|x86-64-v4] [--weights-file]",
+        .usage = "loom export CKPT -o DIR [--main] [--cpu host|x86-64-v3|x86-64-v4] [--weights-file] [--train]",
         .summary = "Compiles a checkpoint of loom train ahead of time into DIR/NAME.o and DIR/NAME.h: native\n"
                    "code that needs neither LLVM nor loom at run time (libc and libm only), with a step entry\n"
                    "(one byte, the state carried) and a sequence entry (up to --seq-len bytes). --main adds a\n"
-                   "sampler program and prints the cc line that builds it.",
+                   "sampler program and prints the cc line that builds it; --train a training step entry.",
         .opts = opts,
         .nopts = (int)CLI_LEN(opts),
         .min_pos = 1,
@@ -394,21 +457,32 @@ int cli_export(int argc, char **argv)
     loom_t c0 = lstm ? loom_input(ctx, "c0", LOOM_F32, state) : LOOM_NULL;
     loom_t slogits, hT, cT;
     record(&m, sids, lengths, h0, c0, T, B, &slogits, &hT, &cT);
+    /* the training step: as loom train records it, the state in inputs */
+    loom_optimizer *opt = NULL;
+    loom_t tids = LOOM_NULL, targets = LOOM_NULL, th = LOOM_NULL, tc = LOOM_NULL, loss = LOOM_NULL,
+           th2 = LOOM_NULL, tc2 = LOOM_NULL;
+    if (train && record_train(&m, pos[0], T, B, &opt, &tids, &targets, &th, &tc, &loss, &th2, &tc2) != CLI_OK)
+        goto out;
     if (loom_failed(ctx)) {
         fail_loom(ctx, "recording the model");
         goto out;
     }
     static const char *const step_names[] = { "logits", "h_out", "c_out" };
-    loom_aot_entry entries[2] = {
+    static const char *const train_names[] = { "loss", "h_out", "c_out" };
+    loom_aot_entry entries[3] = {
         { .name = "step", .ninputs = lstm ? 3 : 2, .inputs = (loom_t[]){ ids, h, c }, .noutputs = lstm ? 3 : 2,
           .outputs = (loom_t[]){ logits, h2, c2 }, .output_names = step_names },
         { .name = "seq", .ninputs = lstm ? 4 : 3, .inputs = (loom_t[]){ sids, lengths, h0, c0 },
           .noutputs = lstm ? 3 : 2, .outputs = (loom_t[]){ slogits, hT, cT }, .output_names = step_names },
+        { .name = "train", .ninputs = lstm ? 4 : 3, .inputs = (loom_t[]){ tids, targets, th, tc },
+          .noutputs = lstm ? 3 : 2, .outputs = (loom_t[]){ loss, th2, tc2 }, .output_names = train_names,
+          .commit = true },
     };
     loom_aot_info info;
     double t0 = cli_now();
     if (loom_aot_emit(ctx, out, &(loom_aot_options){ .prefix = name, .cpu = cpu_names[cpu],
-                                                    .weights_file = weights_file, .nentries = 2, .entries = entries },
+                                                    .weights_file = weights_file, .nentries = train ? 3 : 2,
+                                                    .entries = entries },
                       &info) != LOOM_OK) {
         fail_loom(ctx, "compiling");
         goto out;
@@ -417,6 +491,9 @@ int cli_export(int argc, char **argv)
            (double)info.object_bytes / 1e6, info.cpu, info.kernels, cli_now() - t0);
     printf("%s/%s.h: %s_step (one byte, %lld stream%s), %s_seq (up to %lld bytes); memory %.1f KiB\n", out, name,
            name, (long long)B, B > 1 ? "s" : "", name, (long long)T, (double)info.memory_bytes / 1024.0);
+    if (train)
+        printf("%s/%s.h: %s_train (a training step over %lld x %lld bytes; the optimizer's state from step %lld)\n",
+               out, name, name, (long long)T, (long long)B, (long long)loom_optimizer_steps(opt));
     if (weights_file)
         printf("%s/%s.weights: %.2f MB of weights (graph hash %016llx)\n", out, name,
                (double)(info.weights_bytes + 64) / 1e6, (unsigned long long)info.graph_hash);
@@ -430,6 +507,7 @@ int cli_export(int argc, char **argv)
     }
     rc = CLI_OK;
 out:
+    loom_optimizer_free(opt);
     charlm_free(&m);
     return rc;
 }

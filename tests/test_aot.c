@@ -935,6 +935,66 @@ static void test_aot_cli_export_sampler(void **state)
         if (!wf)
             print_message("sampler: %.60s\n", a);
     }
+    /* --train: the training step's loss is the mean cross-entropy of the
+     * sequence entry's logits on the same bytes, and three steps on one
+     * batch lower it */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' export run/best.safetensors -o exp2 --train", dir, loom_bin);
+    if (run_cmd(cmd, out, sizeof out) != 0)
+        fail_msg("loom export --train failed: %s", out);
+    char *from = strstr(out, "state from step ");
+    assert_non_null(from);
+    long k0 = strtol(from + 16, NULL, 10) + 1;
+    assert_int_equal(k0, 21); /* 20 steps were trained */
+    size_t hn;
+    char *hdr = read_file(dir, "exp2/charlm.h", &hn);
+    hdr[hn] = 0;
+    char *proto = strstr(hdr, "int charlm_train(");
+    assert_non_null(proto);
+    char *ssz = strstr(proto, "*optim_step_size_f32"), *bc2 = strstr(proto, "*optim_bias_correction2_sqrt_f32");
+    assert_true(ssz && bc2);
+    const char *order = ssz < bc2 ? "&step_size, &bc2" : "&bc2, &step_size";
+    free(hdr);
+    char driver[4096];
+    snprintf(driver, sizeof driver,
+             "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"charlm.h\"\n"
+             "enum { T = CHARLM_TRAIN_TARGETS_COUNT, V = CHARLM_SEQ_LOGITS_COUNT / T };\n"
+             "int main(void) {\n"
+             "    void *mem, *w;\n"
+             "    if (posix_memalign(&mem, CHARLM_ALIGN, CHARLM_MEMORY_BYTES) || posix_memalign(&w, CHARLM_ALIGN, CHARLM_WEIGHTS_BYTES)) return 2;\n"
+             "    memcpy(w, charlm_weights(), CHARLM_WEIGHTS_BYTES);\n"
+             "    static int32_t ids[T], targets[T], len = T;\n"
+             "    static float h[CHARLM_TRAIN_H_COUNT], c[CHARLM_TRAIN_C_COUNT], logits[CHARLM_SEQ_LOGITS_COUNT], hT[CHARLM_TRAIN_H_COUNT], cT[CHARLM_TRAIN_C_COUNT];\n"
+             "    for (int i = 0; i < T; i++) { ids[i] = (i * 7) %% V; targets[i] = (i * 7 + 3) %% V; }\n"
+             "    if (charlm_seq(mem, w, ids, &len, h, c, logits, hT, cT) != CHARLM_OK) return 3;\n"
+             "    double ce = 0;\n"
+             "    for (int t = 0; t < T; t++) {\n"
+             "        double m = -1e30, z = 0;\n"
+             "        for (int v = 0; v < V; v++) m = fmax(m, logits[t * V + v]);\n"
+             "        for (int v = 0; v < V; v++) z += exp(logits[t * V + v] - m);\n"
+             "        ce += m + log(z) - logits[t * V + targets[t]];\n"
+             "    }\n"
+             "    printf(\"%%.7f\", ce / T);\n"
+             "    for (int k = %ld; k < %ld + 3; k++) {\n"
+             "        float step_size = (float)(2e-3 / (1 - pow(0.9, k))), bc2 = (float)sqrt(1 - pow(0.999, k)), loss;\n"
+             "        memset(h, 0, sizeof h); memset(c, 0, sizeof c);\n"
+             "        int rc = charlm_train(mem, w, ids, targets, h, c, %s, &loss, h, c);\n"
+             "        if (rc != CHARLM_OK) { printf(\" train: %%s\", charlm_strerror(rc)); return 4; }\n"
+             "        printf(\" %%.7f\", loss);\n"
+             "    }\n"
+             "    return 0;\n"
+             "}\n",
+             k0, k0, order);
+    write_file(dir, "exp2/driver.c", driver, strlen(driver));
+    snprintf(cmd, sizeof cmd, "cd '%s/exp2' && %s -O1 -Wall -Werror -o train driver.c charlm.o -lm && ./train", dir,
+             test_cc());
+    if (run_cmd(cmd, out, sizeof out) != 0)
+        fail_msg("the training driver failed: %s", out);
+    double ce, l[3];
+    assert_int_equal(sscanf(out, "%lf %lf %lf %lf", &ce, &l[0], &l[1], &l[2]), 4);
+    print_message("train entry: cross-entropy %.5f, losses %.5f %.5f %.5f\n", ce, l[0], l[1], l[2]);
+    assert_true(fabs(l[0] - ce) <= 1e-5 * fmax(1, ce));
+    assert_true(l[2] < l[1] && l[1] < l[0]);
+
     patch_file(dir, "exp1/charlm.weights", "exp1/bad.weights", 64 + 7, 0x10, -1);
     snprintf(cmd, sizeof cmd, "cd '%s' && ./exp1/sample -n 10 -w exp1/bad.weights", dir);
     assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
