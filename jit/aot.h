@@ -57,8 +57,8 @@ typedef struct aot_loc {
 /* One entry function:
  *   int symbol(void *memory, [const] void *weights, in_0 .. in_{ninputs-1},
  *              out_0 .. out_{p->noutputs-1});
- * memory holds the plan's arena at 0 and the kernels' scratch at
- * scratch_at (set by aot_emit). */
+ * memory holds the plan's arena at 0, the kernels' scratch at
+ * scratch_at, then the kernels' argument pointers (set by aot_emit). */
 typedef struct aot_entry {
     const char *symbol;
     const plan *p;
