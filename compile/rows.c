@@ -290,11 +290,11 @@ loom_code fz_rows(fz *f)
     size_t out = 0, nc = p->ncalls;
     bool ok = true;
     for (size_t ci = 0; ci < nc && ok; ci++) {
-        const kernel *k = &p->kernels[p->calls[ci].kernel];
         if (w.nmember && admit(&w, (uint32_t)ci))
             continue;
-        ok = flush(&w, &out);
+        ok = flush(&w, &out); /* may add a kernel: p->kernels moves */
         /* a chain starts at a kernel whose first axis says what a row is */
+        const kernel *k = &p->kernels[p->calls[ci].kernel];
         w.R = k->space.rank >= 2 ? k->space.d[0] : 0;
         if (ok && !(w.R >= 2 && admit(&w, (uint32_t)ci)))
             p->calls[out++] = p->calls[ci];
