@@ -233,6 +233,7 @@ int cli_sample(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_plot(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_graph(int argc, char **argv);
 
 /* Writes <dir>/loss.svg from <dir>/log.csv; prints why not (CLI_FAIL). */
 int cli_plot_run(const char *dir, const char *cmd, bool quiet);

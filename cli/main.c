@@ -1,6 +1,6 @@
 /*
  * main.c — `loom`, the command line: dispatches to the commands (train,
- * sample, eval, plot, export) and prints the overview. Each command
+ * sample, eval, plot, export, graph) and prints the overview. Each command
  * parses its own options (args.c) and returns the exit status (cli.h
  * lists them).
  */
@@ -20,9 +20,8 @@ static const command commands[] = {
     { "eval", cli_eval, "loss, bits per character and perplexity of a checkpoint on a text" },
     { "plot", cli_plot, "write the loss curves of a run directory as SVG" },
     { "export", cli_export, "compile a checkpoint into a native object, header and sampler" },
+    { "graph", cli_graph, "the compiled graph of a checkpoint's model as Graphviz DOT, kernels grouped" },
 };
-
-static const char *const later[] = { "graph" };
 
 static void usage(FILE *out)
 {
@@ -55,11 +54,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < CLI_LEN(commands); i++)
         if (strcmp(name, commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    for (size_t i = 0; i < CLI_LEN(later); i++)
-        if (strcmp(name, later[i]) == 0) {
-            fprintf(stderr, "loom: `loom %s` is not implemented yet\n", name);
-            return CLI_FAIL;
-        }
     fprintf(stderr, "loom: unknown command \"%s\"; the commands are train, sample, eval, plot, export (loom --help)\n", name);
     return CLI_USAGE;
 }

@@ -392,6 +392,8 @@ static void close_group(fz *f, uint32_t gi)
         stored++;
     }
     note(f, consumer_reason(f), first, stored);
+    for (ir_id m = G->first; m && f->kcall; m = f->next[m])
+        f->kcall[m] = (uint32_t)f->p->ncalls + 1;
     fz_finish_kernel(f);
 }
 
@@ -653,6 +655,10 @@ static void do_reduce(fz *f, ir_id n)
     kb->reduce_mask = mask;
     kb->reduce_value = value;
     kb_store(f, &out, ir_dtype(g, n), value);
+    for (ir_id m = absorb ? f->groups[gi].first : 0; m && f->kcall; m = f->next[m])
+        f->kcall[m] = (uint32_t)f->p->ncalls + 1;
+    if (f->kcall)
+        f->kcall[n] = (uint32_t)f->p->ncalls + 1;
     fz_finish_kernel(f);
 }
 
@@ -1103,8 +1109,14 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
             f->root[roots[i]] = 1;
     plan_slabs(f);
     f->why = WHY_COUNT;
+    size_t before = 0;
     for (ir_id n = 1; n < f->n && !ir_failed(g); n++) {
         int op = ir_op(g, n);
+        /* the last call made while placing the node before (not a group
+         * member: those get their group's call when it closes) */
+        if (f->kcall && n > 1 && !f->kcall[n - 1] && f->p->ncalls > before && f->state[n - 1] != S_GROUP)
+            f->kcall[n - 1] = (uint32_t)f->p->ncalls;
+        before = f->p->ncalls;
         f->consumer = n;
         const op_def *d = op_get(op);
         switch (op) {

@@ -660,6 +660,8 @@ static void fz_free(fz *f)
     lm_free(m, f->born, f->born_cap * sizeof *f->born);
     lm_free(m, f->views, f->views_cap * sizeof *f->views);
     lm_free(m, f->groups, f->groups_cap * sizeof *f->groups);
+    if (f->kcall)
+        lm_free(m, f->kcall, f->n * sizeof *f->kcall);
     lm_free(m, f->ktab, f->ktab_cap * sizeof *f->ktab);
     kbuild *kb = &f->kb;
     lm_free(m, kb->code, kb->code_cap * sizeof *kb->code);
@@ -682,6 +684,84 @@ void plan_free(plan *p)
     lm_free(&m, p->outputs, p->roots_cap * sizeof *p->outputs);
     lm_free(&m, p->commits, p->roots_cap * sizeof *p->commits);
     lm_free(&m, p, sizeof *p);
+}
+
+static const char *kind_name(kn_kind k);
+
+/* The compiled graph as Graphviz DOT: each kernel call a cluster holding
+ * the nodes it computes (before row chains merge calls), views, inputs,
+ * parameters and constants outside any. Time steps label the nodes. */
+static loom_code write_dot(fz *f, FILE *out)
+{
+    const ir_graph *g = f->g;
+    const plan *p = f->p;
+    size_t n = f->n;
+    if (n > 1 && f->kcall && !f->kcall[n - 1] && f->state[n - 1] != S_GROUP && p->ncalls)
+        f->kcall[n - 1] = (uint32_t)p->ncalls;
+    /* nodes by call: a counting sort */
+    lm_mem mem = f->mem;
+    uint32_t *start = lm_zalloc(&mem, (p->ncalls + 2) * sizeof *start);
+    ir_id *order = lm_alloc(&mem, n * sizeof *order);
+    if (!start || !order) {
+        lm_free(&mem, start, (p->ncalls + 2) * sizeof *start);
+        lm_free(&mem, order, n * sizeof *order);
+        return g->err->code;
+    }
+    uint32_t *call = f->kcall;
+    for (ir_id v = 1; v < n; v++) {
+        if (!call[v] && f->gcall[v] != UINT32_MAX)
+            call[v] = f->gcall[v] + 1;
+        start[call[v]]++;
+    }
+    for (size_t c = 0, sum = 0; c <= p->ncalls; c++) {
+        uint32_t k = start[c];
+        start[c] = (uint32_t)sum;
+        sum += k;
+    }
+    start[p->ncalls + 1] = (uint32_t)(n - 1);
+    uint32_t *fill = lm_alloc(&mem, (p->ncalls + 1) * sizeof *fill);
+    if (!fill) {
+        lm_free(&mem, start, (p->ncalls + 2) * sizeof *start);
+        lm_free(&mem, order, n * sizeof *order);
+        return g->err->code;
+    }
+    memcpy(fill, start, (p->ncalls + 1) * sizeof *fill);
+    for (ir_id v = 1; v < n; v++)
+        order[fill[call[v]]++] = v;
+    fprintf(out, "digraph loom_plan {\n  label=\"%zu kernel calls (before row chains) over %zu nodes\";\n"
+                 "  node [shape=box, fontsize=9, style=filled, fillcolor=white];\n", p->ncalls, n - 1);
+    char sh[64];
+    for (size_t c = 0; c <= p->ncalls; c++) {
+        if (start[c] == start[c + 1] && c)
+            continue;
+        if (c) {
+            const kernel *k = &p->kernels[p->calls[c - 1].kernel];
+            fprintf(out, "  subgraph cluster_%zu {\n    label=\"call %zu: %s k%u\"; style=filled; fillcolor=%s;\n", c,
+                    c - 1, kind_name(k->kind), p->calls[c - 1].kernel,
+                    k->kind == KN_GEMM ? "lightsalmon" : k->kind == KN_REDUCE ? "lightblue" : "lightyellow");
+        }
+        for (uint32_t i = start[c]; i < start[c + 1]; i++) {
+            ir_id v = order[i];
+            int32_t step = g->nodes[v].step;
+            fprintf(out, "    n%u [label=\"%%%u %s %s", v, v, op_get(ir_op(g, v))->name,
+                    loom_shape_str(ir_shapev(g, v), -1, sh, sizeof sh));
+            if (step >= 0)
+                fprintf(out, " t%d", step);
+            fprintf(out, "\"%s];\n", f->root[v] ? ", penwidth=2" : "");
+        }
+        if (c)
+            fprintf(out, "  }\n");
+    }
+    for (ir_id v = 1; v < n; v++) {
+        uint32_t ns = ir_op(g, v) == OP_RANDOM ? 0 : ir_nsrc(g, v);
+        for (uint32_t k = 0; k < ns; k++)
+            fprintf(out, "  n%u -> n%u;\n", ir_src(g, v, k), v);
+    }
+    fprintf(out, "}\n");
+    lm_free(&mem, fill, (p->ncalls + 1) * sizeof *fill);
+    lm_free(&mem, start, (p->ncalls + 2) * sizeof *start);
+    lm_free(&mem, order, n * sizeof *order);
+    return ferror(out) ? lm_fail(g->err, LOOM_ERR_IO, "plan: writing the DOT graph failed") : LOOM_OK;
 }
 
 /* Matmuls in g; with shared, also how many share an operand with
@@ -772,7 +852,10 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     f.ngroups = 1; /* group 0 means none */
     f.groups[0] = (group){ 0 };
-    if (fz_run(&f, roots, nroots) != LOOM_OK || (!f.o.no_rows && fz_rows(&f) != LOOM_OK) ||
+    if (f.o.dot && !(f.kcall = lm_zalloc(&mem, f.n * sizeof *f.kcall)))
+        goto fail;
+    if (fz_run(&f, roots, nroots) != LOOM_OK || (f.o.dot && write_dot(&f, f.o.dot) != LOOM_OK) ||
+        (!f.o.no_rows && fz_rows(&f) != LOOM_OK) ||
         drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the

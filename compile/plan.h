@@ -216,6 +216,7 @@ typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
     bool no_batch;    /* skip time-batching */
     bool no_rows;     /* skip row chains */
+    FILE *dot;        /* when set: the compiled graph as Graphviz DOT, kernels as clusters */
     int max_fuse;     /* instructions per map kernel at most (0: default) */
 } compile_opts;
 

@@ -72,6 +72,7 @@ typedef struct fz {
      * overrides the one its op gives (WHY_COUNT: none) */
     ir_id consumer;
     plan_why why;
+    uint32_t *kcall;   /* [n] 1 + the call computing the node (0: none), for compile_opts.dot */
     /* kernels of the plan by hash, for sharing */
     uint32_t *ktab;
     size_t ktab_cap;

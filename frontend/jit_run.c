@@ -3,9 +3,12 @@
  * the plan cache by structural key (recording the same model again finds
  * its plan, and compiles nothing), else compile a plan, get its kernels
  * from the JIT (which compiles only the ones it has never seen), and run
- * it on the thread pool.
+ * it on the thread pool. Also the plan's introspection: the fusion
+ * report and the compiled graph as DOT.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "fe.h"
@@ -155,6 +158,42 @@ loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out)
         return LOOM_ERR_ARG;
     *out = ctx->stats;
     return LOOM_OK;
+}
+
+loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *path)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    if (n < 0 || (n > 0 && !outputs) || !path)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%s", !path ? "no path" : "outputs given without a list");
+    size_t nroots = (size_t)n + (commit ? ctx->nassigns : 0);
+    if (!nroots)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "nothing to compile: no outputs%s", commit ? " and no assignments" : "");
+    ir_id *roots = lm_alloc(&ctx->mem, nroots * sizeof *roots);
+    if (!roots)
+        return ctx->err.code;
+    loom_code c = LOOM_OK;
+    for (int i = 0; i < n && c == LOOM_OK; i++)
+        if (!(roots[i] = fe_node(ctx, outputs[i], __func__, i + 1)))
+            c = ctx->err.code;
+    if (c == LOOM_OK && commit && ctx->nassigns)
+        memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
+    FILE *out = c == LOOM_OK ? fopen(path, "w") : NULL;
+    if (c == LOOM_OK && !out)
+        c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));
+    if (c == LOOM_OK) {
+        compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .dot = out };
+        plan *p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts);
+        if (!p)
+            c = ctx->err.code;
+        plan_free(p);
+        if (fclose(out) != 0 && c == LOOM_OK)
+            c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));
+    }
+    lm_free(&ctx->mem, roots, nroots * sizeof *roots);
+    return c;
 }
 
 size_t loom_fusion_report(loom_ctx *ctx, char *buf, size_t size)

@@ -677,6 +677,12 @@ loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out);
  * snprintf does; 0 when no plan has run. LOOM_VERBOSE=1 prints it for
  * every plan built. */
 size_t loom_fusion_report(loom_ctx *ctx, char *buf, size_t size);
+/* Compiles the plan computing outputs (and, with commit, the tape's
+ * assignments) as loom_run would, and writes the compiled graph to path
+ * as Graphviz DOT: every kernel call a cluster of the nodes it computes
+ * (GEMMs salmon, reductions blue, maps yellow; before row chains merge
+ * calls), time steps on the labels, outputs in bold. Nothing runs. */
+loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *path);
 loom_backend loom_get_backend(const loom_ctx *ctx);
 /* Threads kernels are split across (1 to 1024); takes effect at the next
  * run. */

@@ -415,6 +415,42 @@ static void test_cli_plot_writes_svg(void **state)
     result_free(&r);
 }
 
+/* loom graph: the compiled graph as DOT, kernels as clusters, for the
+ * evaluation and the training step; a missing checkpoint fails cleanly. */
+static void test_cli_graph_writes_dot(void **state)
+{
+    (void)state;
+    char ckpt[512], dot[512], dot_train[512];
+    snprintf(ckpt, sizeof ckpt, "%s", path_in("run/best.safetensors"));
+    snprintf(dot, sizeof dot, "%s", path_in("graph.dot"));
+    snprintf(dot_train, sizeof dot_train, "%s", path_in("graph_train.dot"));
+    result r = LOOM("graph", ckpt, "-o", dot, "--seq-len", "3");
+    expect_status(&r, 0, "graph");
+    result_free(&r);
+    r = LOOM("graph", ckpt, "-o", dot_train, "--seq-len", "3", "--train");
+    expect_status(&r, 0, "graph --train");
+    result_free(&r);
+    size_t clusters[2] = { 0, 0 };
+    const char *paths[2] = { dot, dot_train };
+    for (int i = 0; i < 2; i++) {
+        char *text = slurp(paths[i], NULL);
+        assert_true(strncmp(text, "digraph", 7) == 0);
+        assert_non_null(strstr(text, "gemm"));
+        assert_non_null(strstr(text, " t2\""));   /* the third step is labelled */
+        assert_non_null(strstr(text, " -> n"));   /* edges */
+        for (const char *p = text; (p = strstr(p, "subgraph cluster_")); p++)
+            clusters[i]++;
+        assert_string_equal(text + strlen(text) - 2, "}\n");
+        free(text);
+    }
+    /* the training step compiles forward, backward and update */
+    assert_true(clusters[0] >= 3);
+    assert_true(clusters[1] > 2 * clusters[0]);
+    r = LOOM("graph", path_in("missing.safetensors"));
+    expect_status(&r, 1, "graph of a missing checkpoint");
+    result_free(&r);
+}
+
 static void test_cli_bad_arguments_exit_2(void **state)
 {
     (void)state;
@@ -588,6 +624,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cli_sample_prints_vocabulary_bytes),
         cmocka_unit_test(test_cli_eval_matches_validation),
         cmocka_unit_test(test_cli_plot_writes_svg),
+        cmocka_unit_test(test_cli_graph_writes_dot),
         cmocka_unit_test(test_cli_bad_arguments_exit_2),
         cmocka_unit_test(test_cli_broken_files_fail_cleanly),
         cmocka_unit_test(test_cli_resume_continues_the_step_count),
