@@ -1,6 +1,7 @@
 /*
  * test_examples.c — the example programs end to end: each built binary
- * (paths from meson: argv[1] forecast, argv[2] tagging, argv[3] finetune)
+ * (paths from meson: argv[1] forecast, argv[2] tagging, argv[3] finetune,
+ * argv[4] custom_cell, argv[5] fit_spiral)
  * runs as a child process on its --tiny settings at one thread, and the
  * figures it prints are held to what the example claims: the forecaster
  * beats the naive forecasts, the tagger's F1 is far above chance, every
@@ -20,7 +21,7 @@
 
 #include "testutil.h"
 
-static const char *forecast_bin, *tagging_bin, *finetune_bin;
+static const char *forecast_bin, *tagging_bin, *finetune_bin, *custom_cell_bin, *fit_spiral_bin;
 static char tmpdir[64];
 
 /* ------------------------------------------------------------------ */
@@ -347,6 +348,47 @@ static void test_examples_finetune_lowers_val_loss(void **state)
 /* Command lines                                                      */
 /* ------------------------------------------------------------------ */
 
+/* custom_cell trains its layer-normalised LSTM on a small text: the loss
+ * falls (it exits 1 otherwise) and both step times are printed. */
+static void test_examples_custom_cell_trains(void **state)
+{
+    (void)state;
+    char text[4096] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(text, "the quick brown fox jumps over the lazy dog. ");
+    char path[512];
+    snprintf(path, sizeof path, "%s", path_in("custom_cell.txt"));
+    write_text(path, text);
+    result r = run(custom_cell_bin, (const char *const[]){ path, "40", NULL });
+    expect_status(&r, 0, "custom_cell");
+    const char *line = line_after(&r, "loss ");
+    double first = 0, last = 0;
+    assert_int_equal(sscanf(line, "%lf -> %lf", &first, &last), 2);
+    assert_true(last < 0.5 * first);
+    assert_non_null(strstr(line, "custom LN-LSTM"));
+    assert_non_null(strstr(line, "built-in LSTM"));
+    result_free(&r);
+    /* a file too short to cut windows from is a usage error */
+    write_text(path, "tiny");
+    r = run(custom_cell_bin, (const char *const[]){ path, "5", NULL });
+    expect_status(&r, 2, "custom_cell on a too short text");
+    result_free(&r);
+}
+
+/* fit_spiral, the smallest program: an MLP fits two spirals. */
+static void test_examples_fit_spiral_fits(void **state)
+{
+    (void)state;
+    result r = run(fit_spiral_bin, (const char *const[]){ NULL });
+    expect_status(&r, 0, "fit_spiral");
+    const char *line = line_after(&r, "loss ");
+    double first = 0, last = 0, acc = 0;
+    assert_int_equal(sscanf(line, "%lf -> %lf, training accuracy %lf%%", &first, &last, &acc), 3);
+    assert_true(last < 0.05 * first);
+    assert_true(acc >= 95.0);
+    result_free(&r);
+}
+
 static void expect_usage_error(const char *bin, const char *const *args, const char *fragment)
 {
     result r = run(bin, args);
@@ -407,24 +449,28 @@ static int teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: test_examples FORECAST TAGGING FINETUNE (the built example binaries)\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: test_examples FORECAST TAGGING FINETUNE CUSTOM_CELL FIT_SPIRAL (the built example "
+                        "binaries)\n");
         return 2;
     }
     /* absolute: the children run in the temporary directory */
-    static char paths[3][4096];
-    for (int i = 0; i < 3; i++)
+    static char paths[5][4096];
+    for (int i = 0; i < 5; i++)
         if (!realpath(argv[1 + i], paths[i])) {
             fprintf(stderr, "test_examples: %s: %s\n", argv[1 + i], strerror(errno));
             return 1;
         }
     forecast_bin = paths[0], tagging_bin = paths[1], finetune_bin = paths[2];
+    custom_cell_bin = paths[3], fit_spiral_bin = paths[4];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_forecast_beats_naive),
         cmocka_unit_test(test_examples_forecast_csv_column),
         cmocka_unit_test(test_examples_tagging_f1_above_chance),
         cmocka_unit_test(test_examples_finetune_lowers_val_loss),
         cmocka_unit_test(test_examples_bad_arguments_exit_2),
+        cmocka_unit_test(test_examples_custom_cell_trains),
+        cmocka_unit_test(test_examples_fit_spiral_fits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
