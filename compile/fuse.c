@@ -178,23 +178,17 @@ static plan_why consumer_reason(fz *f)
     }
 }
 
-/* "op [shape] step t phase" of node n, appended to buf at *at. */
-static void describe(const ir_graph *g, ir_id n, char *buf, size_t size, size_t *at)
+/* "op [shape] step t phase" of node n, appended to buf. */
+static void describe(const ir_graph *g, ir_id n, char *buf, size_t size)
 {
     static const char *const phases[] = { "fwd", "bwd", "update" };
     char sh[64];
     int32_t step = g->nodes[n].step;
     uint8_t ph = g->nodes[n].phase;
-    int k = snprintf(buf + *at, size - *at, "%s %s", op_get(ir_op(g, n))->name,
-                     loom_shape_str(ir_shapev(g, n), -1, sh, sizeof sh));
-    if (k > 0 && (size_t)k < size - *at)
-        *at += (size_t)k;
-    k = step >= 0 ? snprintf(buf + *at, size - *at, " step %d", step) : 0;
-    if (k > 0 && (size_t)k < size - *at)
-        *at += (size_t)k;
-    k = snprintf(buf + *at, size - *at, " %s", ph < 3 ? phases[ph] : "?");
-    if (k > 0 && (size_t)k < size - *at)
-        *at += (size_t)k;
+    op_catf(buf, size, "%s %s", op_get(ir_op(g, n))->name, loom_shape_str(ir_shapev(g, n), -1, sh, sizeof sh));
+    if (step >= 0)
+        op_catf(buf, size, " step %d", step);
+    op_catf(buf, size, " %s", ph < 3 ? phases[ph] : "?");
 }
 
 /* Counts a kernel boundary of kind w storing `values` values, the first
@@ -205,13 +199,12 @@ static void note(fz *f, plan_why w, ir_id n, uint64_t values)
     c->values += values;
     if (c->calls++)
         return;
-    size_t at = 0;
     if (n)
-        describe(f->g, n, c->example, sizeof c->example, &at);
-    if (f->consumer && f->consumer != n && at + 4 < sizeof c->example) {
-        memcpy(c->example + at, at ? " -> " : "", at ? 5 : 1);
-        at += at ? 4 : 0;
-        describe(f->g, f->consumer, c->example, sizeof c->example, &at);
+        describe(f->g, n, c->example, sizeof c->example);
+    if (f->consumer && f->consumer != n) {
+        if (n)
+            op_catf(c->example, sizeof c->example, " -> ");
+        describe(f->g, f->consumer, c->example, sizeof c->example);
     }
 }
 
@@ -1101,6 +1094,15 @@ static const view *output_of(fz *f, ir_id n)
     return ir_failed(f->g) ? NULL : &f->views[f->vid[n]];
 }
 
+/* For compile_opts.dot: node n was placed while the calls from `before`
+ * on were made; the last of them computes it, unless it is a group
+ * member (those get their group's call when it closes) or has one. */
+static void placed(fz *f, ir_id n, size_t before)
+{
+    if (f->kcall && !f->kcall[n] && f->p->ncalls > before && f->state[n] != S_GROUP)
+        f->kcall[n] = (uint32_t)f->p->ncalls;
+}
+
 loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
 {
     ir_graph *g = f->g;
@@ -1112,10 +1114,8 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
     size_t before = 0;
     for (ir_id n = 1; n < f->n && !ir_failed(g); n++) {
         int op = ir_op(g, n);
-        /* the last call made while placing the node before (not a group
-         * member: those get their group's call when it closes) */
-        if (f->kcall && n > 1 && !f->kcall[n - 1] && f->p->ncalls > before && f->state[n - 1] != S_GROUP)
-            f->kcall[n - 1] = (uint32_t)f->p->ncalls;
+        if (n > 1)
+            placed(f, n - 1, before);
         before = f->p->ncalls;
         f->consumer = n;
         const op_def *d = op_get(op);
@@ -1191,6 +1191,8 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
         }
         lm_fail(g->err, LOOM_ERR_UNSUPPORTED, "fuse: no kernel for %s", d->name);
     }
+    if (f->n > 1)
+        placed(f, (ir_id)(f->n - 1), before);
     /* open groups close at the end, in the order they opened */
     f->why = WHY_OUTPUT;
     f->consumer = 0;

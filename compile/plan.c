@@ -696,8 +696,6 @@ static loom_code write_dot(fz *f, FILE *out)
     const ir_graph *g = f->g;
     const plan *p = f->p;
     size_t n = f->n;
-    if (n > 1 && f->kcall && !f->kcall[n - 1] && f->state[n - 1] != S_GROUP && p->ncalls)
-        f->kcall[n - 1] = (uint32_t)p->ncalls;
     /* nodes by call: a counting sort */
     lm_mem mem = f->mem;
     uint32_t *start = lm_zalloc(&mem, (p->ncalls + 2) * sizeof *start);

@@ -91,6 +91,10 @@ extern const ir_opset op_opset;
 
 static inline const op_def *op_get(int op) { return op_defs[op]; }
 
+/* Appends to buf as snprintf would, keeping it terminated (messages and
+ * labels built in pieces). */
+void op_catf(char *buf, size_t size, const char *fmt, ...) LM_PRINTF(3, 4);
+
 /* ------------------------------------------------------------------ */
 /* Shape rules                                                        */
 /* ------------------------------------------------------------------ */

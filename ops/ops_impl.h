@@ -37,8 +37,6 @@ void op_vjp_extremum(ir_graph *g, ir_id n, ir_id dy, const bool *need, ir_id *dx
 
 /* Raw attribute words, comma separated (the default format). */
 void op_format_words(const ir_graph *g, ir_id n, char *buf, size_t size);
-/* Appends to buf as snprintf would, keeping it terminated. */
-void op_catf(char *buf, size_t size, const char *fmt, ...) LM_PRINTF(3, 4);
 
 
 /* The def of node n. */
