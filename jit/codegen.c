@@ -540,13 +540,35 @@ static size_t reduce_scratch(const kernel *k)
     return wide ? (size_t)(slice ? slice : 1) * sizeof(double) : 0;
 }
 
+/* Output elements [from, to) start at the identity (the scratch's, or
+ * the output's own). */
+static void acc_start(cg *c, const red *R, LLVMValueRef from, LLVMValueRef to)
+{
+    loop z;
+    LLVMValueRef o = loop_begin(c, &z, from, to);
+    LLVMBuildStore(c->b, identity(c, R->at), acc_ptr(c, R, o));
+    loop_end(c, &z);
+}
+
+/* With an f64 scratch: its sums of output elements [from, to) rounded
+ * into the output. */
+static void acc_finish(cg *c, const red *R, LLVMValueRef from, LLVMValueRef to)
+{
+    if (!R->scratch)
+        return;
+    loop f;
+    LLVMValueRef o = loop_begin(c, &f, from, to);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, ty_of(c->e, R->at), acc_ptr(c, R, o), "");
+    store_elem(c, R->st->arg, R->dt, o, LLVMBuildFPTrunc(c->b, v, ty_of(c->e, R->dt), ""));
+    loop_end(c, &f);
+}
+
 /* Column reduction items [lo, hi): columns [j0, j1) each, over every row. */
 static void emit_col_reduce(cg *c, red *R, LLVMValueRef lo, LLVMValueRef hi)
 {
     const kernel *k = c->k;
     int r = k->space.rank;
     int64_t cols = k->space.d[r - 1], outer = map_rows(k);
-    LLVMTypeRef at = ty_of(c->e, R->at);
     loop w;
     LLVMValueRef wi = loop_begin(c, &w, lo, hi);
     LLVMValueRef j0 = LLVMBuildNSWMul(c->b, wi, i64c(c, COL_CHUNK), "");
@@ -554,10 +576,7 @@ static void emit_col_reduce(cg *c, red *R, LLVMValueRef lo, LLVMValueRef hi)
     LLVMValueRef j1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, i64c(c, cols), ""), end,
                                       i64c(c, cols), "");
     R->base = j0;
-    loop z;
-    LLVMValueRef zi = loop_begin(c, &z, j0, j1);
-    LLVMBuildStore(c->b, identity(c, R->at), acc_ptr(c, R, zi));
-    loop_end(c, &z);
+    acc_start(c, R, j0, j1);
     loop o;
     LLVMValueRef oi = loop_begin(c, &o, i64c(c, 0), i64c(c, outer));
     set_row(c, oi);
@@ -569,13 +588,7 @@ static void emit_col_reduce(cg *c, red *R, LLVMValueRef lo, LLVMValueRef hi)
     acc_add(c, R, view_index(c, R->st->view), c->vals[R->st->src[0]]);
     loop_end(c, &jl);
     loop_end(c, &o);
-    if (R->scratch) {
-        loop f;
-        LLVMValueRef fi = loop_begin(c, &f, j0, j1);
-        LLVMValueRef v = LLVMBuildLoad2(c->b, at, acc_ptr(c, R, fi), "");
-        store_elem(c, R->st->arg, R->dt, fi, LLVMBuildFPTrunc(c->b, v, ty_of(c->e, R->dt), ""));
-        loop_end(c, &f);
-    }
+    acc_finish(c, R, j0, j1);
     loop_end(c, &w);
 }
 
@@ -589,6 +602,10 @@ static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef
     R.dt = (loom_dtype)R.st->dtype;
     R.scratch = reduce_scratch(k) ? scratch : NULL;
     R.at = R.scratch ? LOOM_F64 : R.dt;
+    if (col_split(k)) {
+        emit_col_reduce(c, &R, lo, hi);
+        return items;
+    }
     LLVMValueRef *off = lm_zalloc(&c->e->mem, ((size_t)r + 1) * (k->nviews + 1) * sizeof *off);
     if (!off)
         return 0;
@@ -598,21 +615,11 @@ static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef
     R.acc = LLVMBuildAlloca(eb, ty_of(c->e, R.at), "acc");
     LLVMDisposeBuilder(eb);
 
-    if (col_split(k)) {
-        emit_col_reduce(c, &R, lo, hi);
-        lm_free(&c->e->mem, off, ((size_t)r + 1) * (k->nviews + 1) * sizeof *off);
-        return items;
-    }
     loop w;
     LLVMValueRef wi = loop_begin(c, &w, lo, hi);
     R.base = split ? LLVMBuildNSWMul(c->b, wi, i64c(c, slice), "") : i64c(c, 0);
-    /* start the item's slice at the identity (the scratch, or the output) */
-    LLVMTypeRef at = ty_of(c->e, R.at);
-    loop z;
-    LLVMValueRef zi = loop_begin(c, &z, i64c(c, 0), i64c(c, slice));
-    LLVMValueRef oi = LLVMBuildNSWAdd(c->b, R.base, zi, "");
-    LLVMBuildStore(c->b, identity(c, R.at), acc_ptr(c, &R, oi));
-    loop_end(c, &z);
+    LLVMValueRef end = LLVMBuildNSWAdd(c->b, R.base, i64c(c, slice), "");
+    acc_start(c, &R, R.base, end); /* the item's slice */
     /* accumulate */
     if (split) {
         c->coord[0] = wi;
@@ -636,16 +643,7 @@ static int64_t emit_reduce(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef
             off[v] = i64c(c, 0);
         reduce_nest(c, 0, off, &R);
     }
-    /* round the f64 sums into the output */
-    if (R.scratch) {
-        loom_dtype dt = R.dt;
-        loop f;
-        LLVMValueRef fi = loop_begin(c, &f, i64c(c, 0), i64c(c, slice));
-        LLVMValueRef o = LLVMBuildNSWAdd(c->b, R.base, fi, "");
-        LLVMValueRef v = LLVMBuildLoad2(c->b, at, acc_ptr(c, &R, o), "");
-        store_elem(c, R.st->arg, dt, o, LLVMBuildFPTrunc(c->b, v, ty_of(c->e, dt), ""));
-        loop_end(c, &f);
-    }
+    acc_finish(c, &R, R.base, end);
     loop_end(c, &w);
     lm_free(&c->e->mem, off, ((size_t)r + 1) * (k->nviews + 1) * sizeof *off);
     return items;
