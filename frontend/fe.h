@@ -95,6 +95,9 @@ enum { FE_PARAM_TAG = 0x80000000u };
 /* The node of handle t on the current tape (parameters get their node
  * here), or 0 with an error naming fn and the argument. */
 ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg);
+/* The roots of a run: the nodes of outputs[0..n), then, with commit, the
+ * tape's assignments; roots holds n + ctx->nassigns. Names a bad handle. */
+loom_code fe_roots(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *fn, ir_id *roots);
 /* The parameter index of a parameter handle, or -1 with an error. */
 long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn);
 /* A handle for node n of the current tape (null for 0). */

@@ -174,12 +174,7 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
     ir_id *roots = lm_alloc(&ctx->mem, nroots * sizeof *roots);
     if (!roots)
         return ctx->err.code;
-    loom_code c = LOOM_OK;
-    for (int i = 0; i < n && c == LOOM_OK; i++)
-        if (!(roots[i] = fe_node(ctx, outputs[i], __func__, i + 1)))
-            c = ctx->err.code;
-    if (c == LOOM_OK && commit && ctx->nassigns)
-        memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
+    loom_code c = fe_roots(ctx, n, outputs, commit, __func__, roots);
     FILE *out = c == LOOM_OK ? fopen(path, "w") : NULL;
     if (c == LOOM_OK && !out)
         c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));

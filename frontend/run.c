@@ -23,6 +23,16 @@ static loom_code fill_rng_key(loom_ctx *ctx)
     return LOOM_OK;
 }
 
+loom_code fe_roots(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *fn, ir_id *roots)
+{
+    for (int i = 0; i < n; i++)
+        if (!(roots[i] = fe_node(ctx, outputs[i], fn, i + 1)))
+            return ctx->err.code;
+    if (commit && ctx->nassigns)
+        memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
+    return LOOM_OK;
+}
+
 static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *fn)
 {
     if (!ctx)
@@ -41,15 +51,11 @@ static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, c
     size_t table_n = 0;
     loom_code c = params ? LOOM_OK : ctx->err.code;
     ir_id top = 0;
-    for (int i = 0; i < n && c == LOOM_OK; i++) {
-        if (!(roots[i] = fe_node(ctx, outputs[i], fn, i + 1)))
-            c = ctx->err.code;
-        else
-            top = LM_MAX(top, roots[i]);
-    }
+    if (c == LOOM_OK)
+        c = fe_roots(ctx, n, outputs, commit, fn, roots);
+    for (int i = 0; i < n && c == LOOM_OK; i++)
+        top = LM_MAX(top, roots[i]);
     if (c == LOOM_OK) {
-        if (commit && ctx->nassigns)
-            memcpy(roots + n, ctx->assigns, ctx->nassigns * sizeof *roots);
         table_n = (size_t)top + 1;
         table = lm_zalloc(&ctx->mem, table_n * sizeof *table);
         if (!table)
