@@ -31,6 +31,8 @@ double bench_now(void);
  * enough repetitions to fill o->min_time (at least 5). */
 typedef void (*bench_fn)(void *ud);
 double bench_time_ms(const bench_opts *o, bench_fn fn, void *ud);
+/* The median of t[0..n) (n > 0; sorts t). */
+double bench_median(double *t, int n);
 
 /* Two threads' FMA rate over one thread's (~2 on two full cores). */
 double bench_probe(rt_pool *pool);

@@ -245,18 +245,6 @@ static void first_run(model *m, double *first_ms, double *compile_ms, uint64_t *
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
 /* Median ms of a call of a and of b, timed alternately so that both see
  * the same machine (a claim of equal speed should not hang on a noisy
  * second). */
@@ -281,8 +269,8 @@ static void time_pair(const bench_opts *o, model *a, model *b, double *ms_a, dou
         tb[i] = (bench_now() - mid) * 1e3;
     }
     if (!a->failed && !b->failed) {
-        *ms_a = median(ta, reps);
-        *ms_b = median(tb, reps);
+        *ms_a = bench_median(ta, reps);
+        *ms_b = bench_median(tb, reps);
     }
 }
 

@@ -49,6 +49,12 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+double bench_median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
 double bench_time_ms(const bench_opts *o, bench_fn fn, void *ud)
 {
     /* warm-up: caches, page faults, the pool's threads */
@@ -66,8 +72,7 @@ double bench_time_ms(const bench_opts *o, bench_fn fn, void *ud)
         fn(ud);
         t[i] = bench_now() - s;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double med = reps % 2 ? t[reps / 2] : (t[reps / 2 - 1] + t[reps / 2]) / 2;
+    double med = bench_median(t, reps);
     free(t);
     return med * 1e3;
 }
