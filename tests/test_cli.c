@@ -11,14 +11,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "testutil.h"
 
 static const char *loom_bin;
@@ -28,114 +27,10 @@ static char tmpdir[64];
 /* Running the binary                                                 */
 /* ------------------------------------------------------------------ */
 
-typedef struct result {
-    int status;    /* the exit status, or 128 + the signal that ended it */
-    bool signaled; /* killed by a signal (a crash, unless we sent it) */
-    char *out, *err;
-    size_t nout, nerr;
-} result;
-
-static void result_free(result *r)
-{
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
-}
-
-static void append(char **buf, size_t *n, const char *data, size_t k)
-{
-    *buf = realloc(*buf, *n + k + 1);
-    assert_non_null(*buf);
-    memcpy(*buf + *n, data, k);
-    *n += k;
-    (*buf)[*n] = 0;
-}
-
-/* Starts `loom args...` with stdout and stderr on pipes; *pid set. */
-static void spawn(const char *const *args, pid_t *pid, int *out_fd, int *err_fd)
-{
-    int po[2], pe[2];
-    assert_int_equal(pipe(po), 0);
-    assert_int_equal(pipe(pe), 0);
-    *pid = fork();
-    assert_true(*pid >= 0);
-    if (*pid == 0) {
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = loom_bin;
-        for (; args[n - 1] && n < 63; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        execv(loom_bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    *out_fd = po[0];
-    *err_fd = pe[0];
-}
-
-/* Reads both pipes to their end and reaps the child. */
-static void finish(pid_t pid, int out_fd, int err_fd, result *r)
-{
-    memset(r, 0, sizeof *r);
-    append(&r->out, &r->nout, "", 0);
-    append(&r->err, &r->nerr, "", 0);
-    struct pollfd fds[2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(fds, 2, -1) < 0) {
-            assert_int_equal(errno, EINTR);
-            continue;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char buf[4096];
-            ssize_t k = read(fds[i].fd, buf, sizeof buf);
-            if (k > 0) {
-                if (i == 0)
-                    append(&r->out, &r->nout, buf, (size_t)k);
-                else
-                    append(&r->err, &r->nerr, buf, (size_t)k);
-            } else if (k == 0 || errno != EINTR) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    r->signaled = WIFSIGNALED(st);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Runs `loom args... NULL`. */
-static result run_args(const char *const *args)
-{
-    pid_t pid;
-    int o, e;
-    spawn(args, &pid, &o, &e);
-    result r;
-    finish(pid, o, e, &r);
-    return r;
-}
+static tc_result run_args(const char *const *args) { return tc_run(loom_bin, args, NULL, NULL); }
 
 #define LOOM(...) run_args((const char *const[]){ __VA_ARGS__, NULL })
-
-/* The child ended by itself, with this status. */
-static void expect_status(const result *r, int status, const char *what)
-{
-    if (r->signaled)
-        fail_msg("%s: killed by signal %d (a crash)\nstderr: %s", what, r->status - 128, r->err);
-    if (r->status != status)
-        fail_msg("%s: exit status %d, expected %d\nstdout: %.2000s\nstderr: %.2000s", what, r->status, status,
-                 r->out, r->err);
-}
 
 /* ------------------------------------------------------------------ */
 /* Files                                                              */
@@ -166,10 +61,10 @@ static char *slurp(const char *path, size_t *n)
     char chunk[8192];
     size_t k;
     while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        append(&buf, &len, chunk, k);
+        tc_append(&buf, &len, chunk, k);
     fclose(f);
     if (!buf)
-        append(&buf, &len, "", 0);
+        tc_append(&buf, &len, "", 0);
     if (n)
         *n = len;
     return buf;
@@ -271,13 +166,13 @@ static int setup(void **state)
         return -1;
     make_text(path_in("data.txt"), 6000);
     /* 30 steps, validated every 10 */
-    result r = LOOM("train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1", "--seq-len", "16",
+    tc_result r = LOOM("train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1", "--seq-len", "16",
                     "--batch", "4", "--steps", "30", "--val-every", "10", "--log-every", "5", "--lr", "0.01",
                     "--threads", "1", "--seed", "3", "--out", path_in("run"));
     int ok = r.status == 0 && !r.signaled;
     if (!ok)
         fprintf(stderr, "loom train failed (%d):\n%s\n%s\n", r.status, r.out, r.err);
-    result_free(&r);
+    tc_result_free(&r);
     return ok ? 0 : -1;
 }
 
@@ -331,24 +226,24 @@ static void test_cli_sample_prints_vocabulary_bytes(void **state)
         in_vocab[(unsigned char)data[i]] = true;
     free(data);
     const char *ckpt = path_in("run/best.safetensors");
-    result a = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
-    expect_status(&a, 0, "sample");
+    tc_result a = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
+    tc_expect_status(&a, 0, "sample");
     assert_int_equal(a.nout, 300);
     for (size_t i = 0; i < a.nout; i++)
         if (!in_vocab[(unsigned char)a.out[i]])
             fail_msg("sampled byte 0x%02x at %zu is not in the text", (unsigned char)a.out[i], i);
     /* the same seed draws the same text; the prime comes first */
-    result b = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
-    expect_status(&b, 0, "sample again");
+    tc_result b = LOOM("sample", ckpt, "--length", "300", "--seed", "7", "--temperature", "0.8");
+    tc_expect_status(&b, 0, "sample again");
     assert_memory_equal(a.out, b.out, 300);
-    result c = LOOM("sample", ckpt, "--length", "50", "--prime", "the fox ", "--seed", "1");
-    expect_status(&c, 0, "sample --prime");
+    tc_result c = LOOM("sample", ckpt, "--length", "50", "--prime", "the fox ", "--seed", "1");
+    tc_expect_status(&c, 0, "sample --prime");
     assert_int_equal(c.nout, 58);
     assert_memory_equal(c.out, "the fox ", 8);
     print_message("sample: %.80s\n", a.out);
-    result_free(&a);
-    result_free(&b);
-    result_free(&c);
+    tc_result_free(&a);
+    tc_result_free(&b);
+    tc_result_free(&c);
 }
 
 /* Parses "loss X nats/char, bpc Y, perplexity Z". */
@@ -367,13 +262,13 @@ static void test_cli_eval_matches_validation(void **state)
     (void)state;
     double loss, bpc, ppl;
     const char *ckpt = path_in("run/best.safetensors");
-    result r = LOOM("eval", ckpt, "--data", path_in("data.txt"));
-    expect_status(&r, 0, "eval");
+    tc_result r = LOOM("eval", ckpt, "--data", path_in("data.txt"));
+    tc_expect_status(&r, 0, "eval");
     parse_eval(r.out, &loss, &bpc, &ppl);
     assert_true(loss > 0 && loss < log(30.0));
     assert_true(fabs(bpc - loss / log(2.0)) < 1e-5);
     assert_true(fabs(ppl - exp(loss)) < 1e-5 * ppl);
-    result_free(&r);
+    tc_result_free(&r);
 
     /* on the held-out tail, eval computes what training's validation did:
      * the val loss in the best checkpoint's name (the run's last) */
@@ -386,11 +281,11 @@ static void test_cli_eval_matches_validation(void **state)
     assert_non_null(last);
     double named = strtod(strstr(last, "-val-") + 5, NULL);
     r = LOOM("eval", ckpt, "--data", path_in("val.txt"));
-    expect_status(&r, 0, "eval on the validation text");
+    tc_expect_status(&r, 0, "eval on the validation text");
     parse_eval(r.out, &loss, &bpc, &ppl);
     print_message("val loss %.4f in training, %.6f by loom eval\n", named, loss);
     assert_true(fabs(loss - named) < 6e-5);
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 static void test_cli_plot_writes_svg(void **state)
@@ -398,8 +293,8 @@ static void test_cli_plot_writes_svg(void **state)
     (void)state;
     const char *svg = path_in("run/loss.svg");
     remove(svg);
-    result r = LOOM("plot", path_in("run"));
-    expect_status(&r, 0, "plot");
+    tc_result r = LOOM("plot", path_in("run"));
+    tc_expect_status(&r, 0, "plot");
     char *text = slurp(svg, NULL);
     assert_non_null(strstr(text, "<svg"));
     assert_non_null(strstr(text, "</svg>"));
@@ -407,12 +302,12 @@ static void test_cli_plot_writes_svg(void **state)
     assert_non_null(strstr(text, "train loss"));
     assert_non_null(strstr(text, "val loss"));
     free(text);
-    result_free(&r);
+    tc_result_free(&r);
     /* not a run directory */
     r = LOOM("plot", tmpdir);
-    expect_status(&r, 1, "plot of a directory without log.csv");
+    tc_expect_status(&r, 1, "plot of a directory without log.csv");
     assert_non_null(strstr(r.err, "log.csv"));
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 /* loom graph: the compiled graph as DOT, kernels as clusters, for the
@@ -424,12 +319,12 @@ static void test_cli_graph_writes_dot(void **state)
     snprintf(ckpt, sizeof ckpt, "%s", path_in("run/best.safetensors"));
     snprintf(dot, sizeof dot, "%s", path_in("graph.dot"));
     snprintf(dot_train, sizeof dot_train, "%s", path_in("graph_train.dot"));
-    result r = LOOM("graph", ckpt, "-o", dot, "--seq-len", "3");
-    expect_status(&r, 0, "graph");
-    result_free(&r);
+    tc_result r = LOOM("graph", ckpt, "-o", dot, "--seq-len", "3");
+    tc_expect_status(&r, 0, "graph");
+    tc_result_free(&r);
     r = LOOM("graph", ckpt, "-o", dot_train, "--seq-len", "3", "--train");
-    expect_status(&r, 0, "graph --train");
-    result_free(&r);
+    tc_expect_status(&r, 0, "graph --train");
+    tc_result_free(&r);
     size_t clusters[2] = { 0, 0 };
     const char *paths[2] = { dot, dot_train };
     for (int i = 0; i < 2; i++) {
@@ -447,8 +342,8 @@ static void test_cli_graph_writes_dot(void **state)
     assert_true(clusters[0] >= 3);
     assert_true(clusters[1] > 2 * clusters[0]);
     r = LOOM("graph", path_in("missing.safetensors"));
-    expect_status(&r, 1, "graph of a missing checkpoint");
-    result_free(&r);
+    tc_expect_status(&r, 1, "graph of a missing checkpoint");
+    tc_result_free(&r);
 }
 
 static void test_cli_bad_arguments_exit_2(void **state)
@@ -478,25 +373,25 @@ static void test_cli_bad_arguments_exit_2(void **state)
         { { "frobnicate" }, "frobnicate" },
     };
     for (size_t i = 0; i < TU_LEN(cases); i++) {
-        result r = run_args(cases[i].args);
+        tc_result r = run_args(cases[i].args);
         char what[128];
         snprintf(what, sizeof what, "loom %s %s", cases[i].args[0], cases[i].args[1] ? cases[i].args[1] : "");
-        expect_status(&r, 2, what);
+        tc_expect_status(&r, 2, what);
         if (!strstr(r.err, cases[i].named))
             fail_msg("%s: the message does not name %s: %s", what, cases[i].named, r.err);
-        result_free(&r);
+        tc_result_free(&r);
     }
     /* --help on every command */
     static const char *const cmds[] = { "train", "sample", "eval", "plot" };
     for (size_t i = 0; i < TU_LEN(cmds); i++) {
-        result r = LOOM(cmds[i], "--help");
-        expect_status(&r, 0, cmds[i]);
+        tc_result r = LOOM(cmds[i], "--help");
+        tc_expect_status(&r, 0, cmds[i]);
         assert_non_null(strstr(r.out, "usage: loom"));
-        result_free(&r);
+        tc_result_free(&r);
     }
-    result r = LOOM("--help");
-    expect_status(&r, 0, "loom --help");
-    result_free(&r);
+    tc_result r = LOOM("--help");
+    tc_expect_status(&r, 0, "loom --help");
+    tc_result_free(&r);
 }
 
 static void test_cli_broken_files_fail_cleanly(void **state)
@@ -514,10 +409,10 @@ static void test_cli_broken_files_fail_cleanly(void **state)
                                          "flipped.safetensors", "text.safetensors" };
     for (size_t i = 0; i < TU_LEN(names); i++) {
         const char *p = path_in(names[i]);
-        result rs = LOOM("sample", p, "--length", "10");
-        result re = LOOM("eval", p, "--data", path_in("data.txt"));
-        result rt = LOOM("train", "--resume", p, "--steps", "50");
-        const result *all[] = { &rs, &re, &rt };
+        tc_result rs = LOOM("sample", p, "--length", "10");
+        tc_result re = LOOM("eval", p, "--data", path_in("data.txt"));
+        tc_result rt = LOOM("train", "--resume", p, "--steps", "50");
+        const tc_result *all[] = { &rs, &re, &rt };
         for (int k = 0; k < 3; k++) {
             if (all[k]->signaled || all[k]->status == 0)
                 fail_msg("%s: status %d%s", names[i], all[k]->status, all[k]->signaled ? " (a signal)" : "");
@@ -526,17 +421,17 @@ static void test_cli_broken_files_fail_cleanly(void **state)
         }
         if (i == 0)
             print_message("%s", rs.err);
-        result_free(&rs);
-        result_free(&re);
-        result_free(&rt);
+        tc_result_free(&rs);
+        tc_result_free(&re);
+        tc_result_free(&rt);
     }
-    result r = LOOM("train", "--data", path_in("no-such.txt"));
-    expect_status(&r, 1, "train --data missing");
+    tc_result r = LOOM("train", "--data", path_in("no-such.txt"));
+    tc_expect_status(&r, 1, "train --data missing");
     assert_non_null(strstr(r.err, "no-such.txt"));
-    result_free(&r);
+    tc_result_free(&r);
     r = LOOM("eval", path_in("run/best.safetensors"), "--data", path_in("no-such.txt"));
-    expect_status(&r, 1, "eval --data missing");
-    result_free(&r);
+    tc_expect_status(&r, 1, "eval --data missing");
+    tc_result_free(&r);
 }
 
 static void test_cli_resume_continues_the_step_count(void **state)
@@ -546,10 +441,10 @@ static void test_cli_resume_continues_the_step_count(void **state)
     assert_non_null(ckpt);
     char from[512];
     snprintf(from, sizeof from, "%s", ckpt);
-    result r = LOOM("train", "--resume", from, "--steps", "40", "--threads", "1", "--out", path_in("resumed"));
-    expect_status(&r, 0, "train --resume");
+    tc_result r = LOOM("train", "--resume", from, "--steps", "40", "--threads", "1", "--out", path_in("resumed"));
+    tc_expect_status(&r, 0, "train --resume");
     assert_non_null(strstr(r.out, "steps 20 to 40"));
-    result_free(&r);
+    tc_result_free(&r);
     /* steps 21..40 were trained: the same val loss at step 30 as the
      * straight run (the state, moments and data position came back) */
     const char *a = find_file(path_in("run"), "step-000030-val-");
@@ -566,9 +461,9 @@ static void test_cli_resume_continues_the_step_count(void **state)
     assert_int_equal(lr.step[lr.n - 1], 40);
     /* a model option that contradicts the checkpoint is a usage error */
     r = LOOM("train", "--resume", from, "--hidden", "64", "--steps", "40");
-    expect_status(&r, 2, "train --resume --hidden");
+    tc_expect_status(&r, 2, "train --resume --hidden");
     assert_non_null(strstr(r.err, "--hidden"));
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 static void test_cli_sigint_leaves_a_loadable_checkpoint(void **state)
@@ -577,10 +472,11 @@ static void test_cli_sigint_leaves_a_loadable_checkpoint(void **state)
     const char *out = path_in("interrupted");
     pid_t pid;
     int o, e;
-    spawn((const char *const[]){ "train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1",
-                                 "--seq-len", "16", "--batch", "4", "--steps", "1000000", "--log-every", "5",
-                                 "--val-every", "1000000", "--threads", "1", "--out", out, NULL },
-          &pid, &o, &e);
+    tc_spawn(loom_bin,
+             (const char *const[]){ "train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1",
+                                    "--seq-len", "16", "--batch", "4", "--steps", "1000000", "--log-every", "5",
+                                    "--val-every", "1000000", "--threads", "1", "--out", out, NULL },
+             NULL, NULL, &pid, &o, &e);
     /* wait until it trains (a log row exists), then interrupt it */
     char log[600];
     snprintf(log, sizeof log, "%s/log.csv", out);
@@ -596,20 +492,20 @@ static void test_cli_sigint_leaves_a_loadable_checkpoint(void **state)
         nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
     }
     kill(pid, SIGINT);
-    result r;
-    finish(pid, o, e, &r);
-    expect_status(&r, 130, "train interrupted by SIGINT");
+    tc_result r;
+    tc_finish(pid, o, e, &r);
+    tc_expect_status(&r, 130, "train interrupted by SIGINT");
     assert_non_null(strstr(r.out, "interrupted"));
     const char *ck = find_file(out, "step-"); /* the only one: no validation ran */
     assert_non_null(ck);
     assert_non_null(strstr(ck, "-interrupted.safetensors"));
     char ckpt[512];
     snprintf(ckpt, sizeof ckpt, "%s", ck);
-    result_free(&r);
+    tc_result_free(&r);
     r = LOOM("eval", ckpt, "--data", path_in("data.txt"), "--threads", "1");
-    expect_status(&r, 0, "eval of the interrupted checkpoint");
+    tc_expect_status(&r, 0, "eval of the interrupted checkpoint");
     print_message("%s", r.out);
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 int main(int argc, char **argv)

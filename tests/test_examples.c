@@ -13,12 +13,11 @@
 
 #include <errno.h>
 #include <ftw.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "testutil.h"
 
 static const char *forecast_bin, *tagging_bin, *finetune_bin, *custom_cell_bin, *fit_spiral_bin;
@@ -28,104 +27,19 @@ static char tmpdir[64];
 /* Running a binary                                                   */
 /* ------------------------------------------------------------------ */
 
-typedef struct result {
-    int status;    /* the exit status, or 128 + the signal that ended it */
-    bool signaled; /* a crash */
-    char *out, *err;
-    size_t nout, nerr;
-} result;
-
-static void result_free(result *r)
-{
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
-}
-
-static void append(char **buf, size_t *n, const char *data, size_t k)
-{
-    *buf = realloc(*buf, *n + k + 1);
-    assert_non_null(*buf);
-    memcpy(*buf + *n, data, k);
-    *n += k;
-    (*buf)[*n] = 0;
-}
-
 /* Runs bin with args (NULL-terminated) at one thread, in tmpdir, and
  * collects its output and status. */
-static result run(const char *bin, const char *const *args)
+static tc_result run(const char *bin, const char *const *args)
 {
-    int po[2], pe[2];
-    assert_int_equal(pipe(po), 0);
-    assert_int_equal(pipe(pe), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = bin;
-        for (; args[n - 1] && n < 63; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        setenv("LOOM_THREADS", "1", 1);
-        if (chdir(tmpdir) != 0)
-            _exit(126);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    result r;
-    memset(&r, 0, sizeof r);
-    append(&r.out, &r.nout, "", 0);
-    append(&r.err, &r.nerr, "", 0);
-    struct pollfd fds[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
-    for (int open_fds = 2; open_fds > 0;) {
-        if (poll(fds, 2, -1) < 0) {
-            assert_int_equal(errno, EINTR);
-            continue;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char buf[4096];
-            ssize_t k = read(fds[i].fd, buf, sizeof buf);
-            if (k > 0) {
-                if (i == 0)
-                    append(&r.out, &r.nout, buf, (size_t)k);
-                else
-                    append(&r.err, &r.nerr, buf, (size_t)k);
-            } else if (k == 0 || errno != EINTR) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    r.signaled = WIFSIGNALED(st);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
+    static const char *const one_thread[] = { "LOOM_THREADS=1", NULL };
+    return tc_run(bin, args, one_thread, tmpdir);
 }
 
 #define RUN(bin, ...) run(bin, (const char *const[]){ __VA_ARGS__, NULL })
 
-static void expect_status(const result *r, int status, const char *what)
-{
-    if (r->signaled)
-        fail_msg("%s: killed by signal %d (a crash)\nstderr: %s", what, r->status - 128, r->err);
-    if (r->status != status)
-        fail_msg("%s: exit status %d, expected %d\nstdout: %.3000s\nstderr: %.2000s", what, r->status, status, r->out,
-                 r->err);
-}
-
 /* The rest of the first output line that starts with prefix (leading
  * spaces skipped); fails the test if there is none. */
-static const char *line_after(const result *r, const char *prefix)
+static const char *line_after(const tc_result *r, const char *prefix)
 {
     for (const char *line = r->out; *line; line += strcspn(line, "\n"), line += *line == '\n') {
         const char *s = line + strspn(line, " ");
@@ -179,8 +93,8 @@ static void test_examples_forecast_beats_naive(void **state)
     (void)state;
     static const char *const cells[] = { "lstm", "gru" };
     for (size_t i = 0; i < TU_LEN(cells); i++) {
-        result r = RUN(forecast_bin, "--tiny", "--cell", cells[i], "--out", path_in("forecast.safetensors"));
-        expect_status(&r, 0, "forecast --tiny");
+        tc_result r = RUN(forecast_bin, "--tiny", "--cell", cells[i], "--out", path_in("forecast.safetensors"));
+        tc_expect_status(&r, 0, "forecast --tiny");
         const char *line = line_after(&r, "test rmse");
         double model = number_after(line, "model "), naive = number_after(line, "naive-last "),
                seasonal = number_after(line, "seasonal-naive ");
@@ -198,7 +112,7 @@ static void test_examples_forecast_beats_naive(void **state)
         assert_non_null(strstr(cfg, cell));
         struct stat st;
         assert_int_equal(stat(path_in("forecast.safetensors"), &st), 0);
-        result_free(&r);
+        tc_result_free(&r);
     }
 }
 
@@ -210,42 +124,42 @@ static void test_examples_forecast_csv_column(void **state)
     (void)state;
     char *csv = NULL;
     size_t n = 0;
-    append(&csv, &n, "day,price,volume\n", 17);
+    tc_append(&csv, &n, "day,price,volume\n", 17);
     for (int t = 0; t < 300; t++) {
         char line[96];
         int k = snprintf(line, sizeof line, "d%d,%.4f,%d\n", t, 20 + 5 * sin(t * 0.7) + 0.01 * t, t % 7);
-        append(&csv, &n, line, (size_t)k);
+        tc_append(&csv, &n, line, (size_t)k);
     }
     write_text(path_in("series.csv"), csv);
-    result r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "price", "--steps", "40", "--season",
+    tc_result r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "price", "--steps", "40", "--season",
                    "9", "--out", path_in("csv.safetensors"));
-    expect_status(&r, 0, "forecast --csv --column price");
+    tc_expect_status(&r, 0, "forecast --csv --column price");
     const char *line = line_after(&r, "test rmse");
     assert_true(isfinite(number_after(line, "model ")));
     assert_non_null(strstr(r.out, "300 values"));
-    result_free(&r);
+    tc_result_free(&r);
 
     r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "close");
-    expect_status(&r, 1, "forecast with a column not in the header");
+    tc_expect_status(&r, 1, "forecast with a column not in the header");
     assert_non_null(strstr(r.err, "no column named \"close\""));
-    result_free(&r);
+    tc_result_free(&r);
 
     r = RUN(forecast_bin, "--csv", path_in("series.csv"), "--column", "0");
-    expect_status(&r, 1, "forecast on a text column");
+    tc_expect_status(&r, 1, "forecast on a text column");
     assert_non_null(strstr(r.err, "series.csv:2"));
     assert_non_null(strstr(r.err, "not a number"));
-    result_free(&r);
+    tc_result_free(&r);
 
     r = RUN(forecast_bin, "--csv", path_in("no-such.csv"));
-    expect_status(&r, 1, "forecast on a missing file");
+    tc_expect_status(&r, 1, "forecast on a missing file");
     assert_non_null(strstr(r.err, "cannot open"));
-    result_free(&r);
+    tc_result_free(&r);
 
     write_text(path_in("short.csv"), "1\n2\n3\n");
     r = RUN(forecast_bin, "--csv", path_in("short.csv"));
-    expect_status(&r, 1, "forecast on three values");
+    tc_expect_status(&r, 1, "forecast on three values");
     assert_non_null(strstr(r.err, "too few"));
-    result_free(&r);
+    tc_result_free(&r);
     free(csv);
 }
 
@@ -259,8 +173,8 @@ static void test_examples_forecast_csv_column(void **state)
 static void test_examples_tagging_f1_above_chance(void **state)
 {
     (void)state;
-    result r = RUN(tagging_bin, "--tiny");
-    expect_status(&r, 0, "tagging --tiny");
+    tc_result r = RUN(tagging_bin, "--tiny");
+    tc_expect_status(&r, 0, "tagging --tiny");
     static const char *const classes[] = { "O ", "NUM ", "SPAN-A ", "SPAN-B " };
     for (size_t i = 0; i < TU_LEN(classes); i++) {
         const char *row = line_after(&r, classes[i]);
@@ -282,7 +196,7 @@ static void test_examples_tagging_f1_above_chance(void **state)
     double rest = number_after(cut, "the others ");
     print_message("tagging: %.1f%% right on span tokens whose span closes in view\n", rest);
     assert_true(rest > 90);
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -296,8 +210,8 @@ static void test_examples_tagging_f1_above_chance(void **state)
 static void test_examples_finetune_lowers_val_loss(void **state)
 {
     (void)state;
-    result r = RUN(finetune_bin, "--tiny", "--out", path_in("pretrained.safetensors"));
-    expect_status(&r, 0, "finetune --tiny");
+    tc_result r = RUN(finetune_bin, "--tiny", "--out", path_in("pretrained.safetensors"));
+    tc_expect_status(&r, 0, "finetune --tiny");
     static const char *const modes[] = { "fine-tune full:", "fine-tune frozen:", "fine-tune lora:",
                                          "fine-tune lora-ops:" };
     double lora_after = 0;
@@ -330,18 +244,18 @@ static void test_examples_finetune_lowers_val_loss(void **state)
     assert_true(lora > 0 && lora < full / 4);
     struct stat st;
     assert_int_equal(stat(path_in("pretrained.safetensors"), &st), 0);
-    result_free(&r);
+    tc_result_free(&r);
 
     write_text(path_in("tiny.txt"), "too short\n");
     r = RUN(finetune_bin, "--tiny", "--target", path_in("tiny.txt"));
-    expect_status(&r, 1, "finetune on a 10-character text");
+    tc_expect_status(&r, 1, "finetune on a 10-character text");
     assert_non_null(strstr(r.err, "characters"));
-    result_free(&r);
+    tc_result_free(&r);
 
     r = RUN(finetune_bin, "--tiny", "--pretrain", path_in("missing.txt"));
-    expect_status(&r, 1, "finetune on a missing file");
+    tc_expect_status(&r, 1, "finetune on a missing file");
     assert_non_null(strstr(r.err, "cannot open"));
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -359,46 +273,46 @@ static void test_examples_custom_cell_trains(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s", path_in("custom_cell.txt"));
     write_text(path, text);
-    result r = run(custom_cell_bin, (const char *const[]){ path, "40", NULL });
-    expect_status(&r, 0, "custom_cell");
+    tc_result r = run(custom_cell_bin, (const char *const[]){ path, "40", NULL });
+    tc_expect_status(&r, 0, "custom_cell");
     const char *line = line_after(&r, "loss ");
     double first = 0, last = 0;
     assert_int_equal(sscanf(line, "%lf -> %lf", &first, &last), 2);
     assert_true(last < 0.5 * first);
     assert_non_null(strstr(line, "custom LN-LSTM"));
     assert_non_null(strstr(line, "built-in LSTM"));
-    result_free(&r);
+    tc_result_free(&r);
     /* a file too short to cut windows from is a usage error */
     write_text(path, "tiny");
     r = run(custom_cell_bin, (const char *const[]){ path, "5", NULL });
-    expect_status(&r, 2, "custom_cell on a too short text");
-    result_free(&r);
+    tc_expect_status(&r, 2, "custom_cell on a too short text");
+    tc_result_free(&r);
 }
 
 /* fit_spiral, the smallest program: an MLP fits two spirals. */
 static void test_examples_fit_spiral_fits(void **state)
 {
     (void)state;
-    result r = run(fit_spiral_bin, (const char *const[]){ NULL });
-    expect_status(&r, 0, "fit_spiral");
+    tc_result r = run(fit_spiral_bin, (const char *const[]){ NULL });
+    tc_expect_status(&r, 0, "fit_spiral");
     const char *line = line_after(&r, "loss ");
     double first = 0, last = 0, acc = 0;
     assert_int_equal(sscanf(line, "%lf -> %lf, training accuracy %lf%%", &first, &last, &acc), 3);
     assert_true(last < 0.05 * first);
     assert_true(acc >= 95.0);
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 static void expect_usage_error(const char *bin, const char *const *args, const char *fragment)
 {
-    result r = run(bin, args);
+    tc_result r = run(bin, args);
     char what[256];
     snprintf(what, sizeof what, "%s %s %s", strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin, args[0],
              args[1] ? args[1] : "");
-    expect_status(&r, 2, what);
+    tc_expect_status(&r, 2, what);
     if (!strstr(r.err, fragment))
         fail_msg("%s: stderr lacks \"%s\":\n%s", what, fragment, r.err);
-    result_free(&r);
+    tc_result_free(&r);
 }
 
 #define USAGE(bin, fragment, ...) expect_usage_error(bin, (const char *const[]){ __VA_ARGS__, NULL }, fragment)
