@@ -163,6 +163,7 @@ static void recompute(ir_graph *g, lm_mem *mem, ckpt *ck, ir_id lo, ir_id hi, ir
             inner = in_run(ck, ir_src(g, u, i), lo);
         g->cur_step = x.step;
         g->cur_phase = IR_BWD;
+        g->cur_scope = x.scope;
         /* an input fed for this step enters like a view of one */
         if (!inner && (x.nsrc == 0 || (is_view(x.op) && ir_numel(g, u) <= ir_numel(g, ir_src(g, u, 0))))) {
             ck->rep[u] = op_after(g, u, dep);
@@ -296,6 +297,7 @@ loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id 
     lm_mem mem = g->mem;
     int32_t saved_step = g->cur_step;
     uint8_t saved_phase = g->cur_phase;
+    uint32_t saved_scope = g->cur_scope;
     uint8_t *rg = lm_zalloc(&mem, n);
     ir_id *grad = lm_zalloc(&mem, n * sizeof *grad);
     bool *need = NULL;
@@ -381,6 +383,7 @@ loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id 
         ir_id at = vjp_node(g, &mem, &ck, v, grad[v]);
         g->cur_step = g->nodes[v].step;
         g->cur_phase = IR_BWD;
+        g->cur_scope = g->nodes[v].scope;
         if (!at)
             break;
         d->vjp(g, at, grad[v], need, dx);
@@ -401,6 +404,7 @@ loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id 
         part_flush(g, &ck, grad);
     g->cur_step = saved_step;
     g->cur_phase = saved_phase;
+    g->cur_scope = saved_scope;
     if (ir_failed(g))
         goto fail;
     lm_free(&mem, need, scratch * sizeof *need);
@@ -414,6 +418,7 @@ loom_code ad_backward_ex(ir_graph *g, uint32_t ny, const ir_id *ys, const ir_id 
 fail:
     g->cur_step = saved_step;
     g->cur_phase = saved_phase;
+    g->cur_scope = saved_scope;
     lm_free(&mem, need, scratch * sizeof *need);
     lm_free(&mem, dx, scratch * sizeof *dx);
     lm_free(&mem, rg, n);

@@ -529,6 +529,7 @@ static ir_id build_pads(batcher *b, ir_id root)
     int64_t at = 0;
     b->to->cur_step = ir_node_at(g, root)->step;
     b->to->cur_phase = ir_node_at(g, root)->phase;
+    b->to->cur_scope = ir_node_at(g, root)->scope;
     for (long i = 0; i <= k; i++) {
         int64_t lo = i < k ? b->pieces[i].lo : rs.d[axis];
         if (lo > at) {
@@ -562,6 +563,7 @@ static ir_id copy_node(batcher *b, ir_id v)
         srcs[i] = b->map[ir_src(g, v, i)];
     b->to->cur_step = x->step;
     b->to->cur_phase = x->phase;
+    b->to->cur_scope = x->scope;
     ir_id r = ir_add(b->to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(g, v),
                                         .srcs = srcs, .nsrc = x->nsrc, .attrs = ir_attrs(g, v), .nattr = x->nattr });
     if (srcs != small)
@@ -631,6 +633,7 @@ static ir_id build_group(batcher *b, uint32_t gi)
     }
     to->cur_step = -1; /* the batched GEMM belongs to no single step */
     to->cur_phase = ir_node_at(g, m0)->phase;
+    to->cur_scope = ir_node_at(g, m0)->scope;
     ir_id r;
     if (G->kind == 0) {
         /* the varying operand stacked on its row axis (rows of the
@@ -732,6 +735,7 @@ static ir_id build(batcher *b, ir_id v)
             return 0;
         b->to->cur_step = ir_node_at(g, v)->step;
         b->to->cur_phase = ir_node_at(g, v)->phase;
+        b->to->cur_scope = ir_node_at(g, v)->scope;
         for (long i = 0; i < nl; i++)
             if (!b->absorbed[b->leaves[i]])
                 sum = op_add(b->to, sum, b->map[b->leaves[i]]);
@@ -742,6 +746,7 @@ static ir_id build(batcher *b, ir_id v)
             return 0;
         b->to->cur_step = ir_node_at(g, v)->step;
         b->to->cur_phase = ir_node_at(g, v)->phase;
+        b->to->cur_scope = ir_node_at(g, v)->scope;
         return member_slice(b, v);
     }
     return copy_node(b, v);
@@ -795,6 +800,7 @@ loom_code pass_batch(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t 
         roots[i] = b.map[roots[i]];
     to->cur_step = -1;
     to->cur_phase = IR_FWD;
+    to->cur_scope = 0;
     lm_free(&b.mem, b.grp, b.n * sizeof *b.grp);
     lm_free(&b.mem, b.bnext, b.n * sizeof *b.bnext);
     lm_free(&b.mem, b.midx, b.n * sizeof *b.midx);

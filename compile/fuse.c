@@ -278,9 +278,25 @@ static uint32_t kb_load(fz *f, const view *v, loom_dtype dt)
     return kb_emit(f, (kn_instr){ .op = KI_LOAD, .dtype = (uint8_t)dt, .arg = arg, .view = kb_strides(f, v->st) });
 }
 
-static uint32_t kb_store(fz *f, const view *v, loom_dtype dt, uint32_t value)
+/* Argument arg of the kernel being built stores node n's value (0: a
+ * copy or a fill, no node): its origin for the anomaly mode. */
+static void kb_origin(fz *f, uint32_t arg, ir_id n)
+{
+    plan *p = f->p;
+    if (!n || arg >= f->kb.nargs || !LM_GROW(&f->mem, p->origins, p->origins_cap, p->norigins + 2))
+        return;
+    if (p->norigins == 0)
+        p->origins[p->norigins++] = (plan_origin){ 0 };
+    const ir_node *x = ir_node_at(f->g, n);
+    p->origins[p->norigins] = (plan_origin){ .op = x->op, .phase = x->phase, .dtype = x->dtype, .step = x->step,
+                                             .scope = x->scope, .shape = ir_shapev(f->g, n) };
+    f->kb.args[arg].origin = (uint32_t)p->norigins++;
+}
+
+static uint32_t kb_store(fz *f, const view *v, loom_dtype dt, uint32_t value, ir_id node)
 {
     uint32_t arg = kb_arg(f, v->buf, v->off, dt);
+    kb_origin(f, arg, node);
     return kb_emit(f, (kn_instr){ .op = KI_STORE, .dtype = (uint8_t)dt, .src = { value },
                                   .arg = arg, .view = kb_strides(f, v->st) });
 }
@@ -380,7 +396,7 @@ static void close_group(fz *f, uint32_t gi)
             continue;
         if (materialize_into_new(f, m) == UINT32_MAX)
             return;
-        kb_store(f, &f->views[f->vid[m]], ir_dtype(f->g, m), f->instr_of[m]);
+        kb_store(f, &f->views[f->vid[m]], ir_dtype(f->g, m), f->instr_of[m], m);
         first = first ? first : m;
         stored++;
     }
@@ -460,7 +476,7 @@ static void copy_kernel(fz *f, const view *from, loom_dtype dt, loom_shape s, co
     note(f, WHY_COPY, 0, 1);
     kb_begin(f, KN_MAP, s);
     uint32_t v = kb_load(f, from, dt);
-    kb_store(f, to, dt, v);
+    kb_store(f, to, dt, v, 0);
     fz_finish_kernel(f);
 }
 
@@ -469,7 +485,7 @@ static void fill_kernel(fz *f, double value, loom_dtype dt, loom_shape s, const 
     note(f, WHY_FILL, 0, 1);
     kb_begin(f, KN_MAP, s);
     uint32_t v = kb_emit(f, (kn_instr){ .op = OP_CONST, .dtype = (uint8_t)dt, .attr = { ir_f2a(value) } });
-    kb_store(f, to, dt, v);
+    kb_store(f, to, dt, v, 0);
     fz_finish_kernel(f);
 }
 
@@ -647,7 +663,7 @@ static void do_reduce(fz *f, ir_id n)
     kb->reduce_op = ir_op(g, n);
     kb->reduce_mask = mask;
     kb->reduce_value = value;
-    kb_store(f, &out, ir_dtype(g, n), value);
+    kb_store(f, &out, ir_dtype(g, n), value, n);
     for (ir_id m = absorb ? f->groups[gi].first : 0; m && f->kcall; m = f->next[m])
         f->kcall[m] = (uint32_t)f->p->ncalls + 1;
     if (f->kcall)
@@ -759,6 +775,7 @@ static void do_matmul(fz *f, ir_id n)
     kb_arg_at(f, vb.buf, vb.off, dt);
     const view *vc = &f->views[f->vid[n]];
     kb_arg_at(f, vc->buf, vc->off, dt);
+    kb_origin(f, 2, n);
     fz_finish_kernel(f);
     if (!ir_failed(g))
         f->gcall[n] = (uint32_t)(f->p->ncalls - 1);
@@ -921,6 +938,7 @@ static void do_index(fz *f, ir_id n)
     kb_arg_at(f, vi.buf, vi.off, LOOM_I32);
     const view *vo = &f->views[f->vid[n]];
     kb_arg_at(f, vo->buf, vo->off, dt);
+    kb_origin(f, 2, n);
     kb_arg_at(f, status, 0, LOOM_I32);
     fz_finish_kernel(f);
 }

@@ -26,6 +26,7 @@ static ir_id copy_node(const ir_graph *from, ir_graph *to, ir_id n, const ir_id 
     const ir_node *x = ir_node_at(from, n);
     to->cur_step = x->step;
     to->cur_phase = x->phase;
+    to->cur_scope = x->scope;
     return ir_add(to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(from, n),
                                   .srcs = srcs, .nsrc = x->nsrc, .attrs = ir_attrs(from, n),
                                   .nattr = x->nattr });
@@ -71,6 +72,7 @@ done:
     lm_free(&mem, live, n);
     to->cur_step = -1;
     to->cur_phase = IR_FWD;
+    to->cur_scope = 0;
     return to->err->code;
 }
 
@@ -251,6 +253,7 @@ static ir_id sink(sinker *k, ir_id v, ir_id s)
             return 0;
     k->to->cur_step = x->step;
     k->to->cur_phase = x->phase;
+    k->to->cur_scope = x->scope;
     return ir_add(k->to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(g, s),
                                      .srcs = srcs, .nsrc = x->nsrc, .attrs = ir_attrs(g, v), .nattr = x->nattr });
 }
@@ -325,5 +328,6 @@ done:
     lm_free(&mem, map, n * sizeof *map);
     to->cur_step = -1;
     to->cur_phase = IR_FWD;
+    to->cur_scope = 0;
     return to->err->code;
 }

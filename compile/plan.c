@@ -466,6 +466,8 @@ static bool go_inplace(plan *p, lm_mem *mem, size_t ci, uint32_t oa, uint32_t da
     for (uint32_t a = 0; a < nargs; a++)
         if (a != oa)
             p->args[p->nargs++] = p->args[call->arg + a];
+    /* the donor's argument now stores what oa did */
+    p->args[first_arg + da - (da > oa)].origin = p->args[call->arg + oa].origin;
     call->kernel = (uint32_t)kv;
     call->arg = first_arg;
     return true;
@@ -475,7 +477,7 @@ static bool go_inplace(plan *p, lm_mem *mem, size_t ci, uint32_t oa, uint32_t da
  * touches it to the last), then offsets in one arena: a buffer takes the
  * memory of an input dying at its first call where inplace_donor allows,
  * else the best-fitting hole left by buffers dead before its first call. */
-static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
+static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status, bool no_inplace)
 {
     size_t nb = p->nbuffers, nc = p->ncalls;
     uint32_t *first = lm_alloc(mem, (nb + 1) * sizeof *first);
@@ -554,7 +556,7 @@ static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status)
             uint32_t b = order[oi++];
             plan_buffer *pb = &p->buffers[b];
             uint32_t donor = UINT32_MAX;
-            if (ci < nc) {
+            if (ci < nc && !no_inplace) {
                 const plan_call *call = &p->calls[ci];
                 for (uint32_t ai = 0; ai < p->kernels[call->kernel].nargs && donor == UINT32_MAX; ai++)
                     if (p->args[call->arg + ai].buffer == b) {
@@ -683,6 +685,7 @@ void plan_free(plan *p)
     lm_free(&m, p->args, p->args_cap * sizeof *p->args);
     lm_free(&m, p->outputs, p->roots_cap * sizeof *p->outputs);
     lm_free(&m, p->commits, p->roots_cap * sizeof *p->commits);
+    lm_free(&m, p->origins, p->origins_cap * sizeof *p->origins);
     lm_free(&m, p, sizeof *p);
 }
 
@@ -858,7 +861,7 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the
      * kernels that leaves unused */
-    if (plan_memory(p, &mem, err, f.status) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
+    if (plan_memory(p, &mem, err, f.status, f.o.no_inplace) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     fz_free(&f);
     ir_graph_free(g2);

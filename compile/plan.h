@@ -124,8 +124,20 @@ typedef struct plan_buffer {
 
 typedef struct plan_arg {
     uint32_t buffer;
+    uint32_t origin; /* the value the call stores through it (plan.origins), 0: none or not known */
     uint64_t offset; /* bytes into the buffer (views) */
 } plan_arg;
+
+/* What a stored value is, for the anomaly mode's messages: its node's
+ * op and place in the model (the graph compiled is gone by then). */
+typedef struct plan_origin {
+    uint16_t op;
+    uint8_t phase;    /* IR_FWD / IR_BWD / IR_UPD */
+    uint8_t dtype;
+    int32_t step;     /* time step, -1: none */
+    uint32_t scope;   /* the context's scope id, 0: none */
+    loom_shape shape;
+} plan_origin;
 
 typedef struct plan_call {
     uint32_t kernel;
@@ -198,6 +210,8 @@ typedef struct plan {
     size_t noutputs;
     plan_commit *commits;
     size_t ncommits;
+    plan_origin *origins; /* [0] unused */
+    size_t norigins, origins_cap;
     size_t roots_cap;     /* outputs and commits were allocated for this many */
     uint64_t arena_bytes;
     uint64_t inplace;       /* buffers placed over an input that died at their first call */
@@ -216,6 +230,8 @@ typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
     bool no_batch;    /* skip time-batching */
     bool no_rows;     /* skip row chains */
+    bool no_inplace;  /* never place a value over an operand dying at its call (the anomaly mode
+                         evaluates a call's element again from its operands) */
     FILE *dot;        /* when set: the compiled graph as Graphviz DOT, kernels as clusters */
     int max_fuse;     /* instructions per map kernel at most (0: default) */
 } compile_opts;

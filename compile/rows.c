@@ -224,6 +224,8 @@ static bool emit_chain(rows *w, size_t at)
             if (j == na) {
                 args[na] = pa;
                 dt[na++] = k->arg_dtype[a];
+            } else if (!args[j].origin) {
+                args[j].origin = pa.origin; /* read first, stored later */
             }
             map[a] = j;
         }

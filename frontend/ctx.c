@@ -55,6 +55,8 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     ctx->no_batch = env && !strcmp(env, "0");
     env = getenv("LOOM_ROWS");
     ctx->no_rows = env && !strcmp(env, "0"); /* LOOM_ROWS=0: no row chains */
+    env = getenv("LOOM_ANOMALY");
+    ctx->anomaly = o.anomaly || (env && *env && strcmp(env, "0") != 0);
     lm_rng_seed(&ctx->host_rng, ctx->seed);
     if (!tape_new(ctx)) {
         lm_free(&mem, ctx, sizeof *ctx);
@@ -98,6 +100,7 @@ void fe_tape_clear(loom_ctx *ctx)
         ad_grads_free(ctx->g, &ctx->grads);
     ir_graph_free(ctx->g);
     ctx->g = NULL;
+    ctx->nscope_open = 0;
     ctx->rng_key = 0;
     ctx->nstreams = 0;
 }
@@ -113,6 +116,10 @@ void loom_ctx_free(loom_ctx *ctx)
         lm_free_aligned(&ctx->mem, p->data);
     }
     lm_free(&ctx->mem, ctx->params, ctx->params_cap * sizeof *ctx->params);
+    for (size_t i = 1; i < ctx->nscopes; i++)
+        lm_free(&ctx->mem, ctx->scopes[i], strlen(ctx->scopes[i]) + 1);
+    lm_free(&ctx->mem, ctx->scopes, ctx->scopes_cap * sizeof *ctx->scopes);
+    lm_free(&ctx->mem, ctx->scope_open, ctx->scope_open_cap * sizeof *ctx->scope_open);
     fe_plans_free(ctx);
     jit_free(ctx->jit);
     rt_pool_free(ctx->pool);
@@ -266,6 +273,87 @@ void loom_step_end(loom_ctx *ctx)
 {
     if (ctx && ctx->g)
         ctx->g->cur_step = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scopes                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The id of a scope's full name, interned (a scan: models have few
+ * parts); 0 after NOMEM. */
+static uint32_t scope_intern(loom_ctx *ctx, const char *name)
+{
+    for (size_t i = 1; i < ctx->nscopes; i++)
+        if (!strcmp(ctx->scopes[i], name))
+            return (uint32_t)i;
+    if (ctx->nscopes == 0 && !LM_GROW(&ctx->mem, ctx->scopes, ctx->scopes_cap, 1))
+        return 0;
+    ctx->nscopes = ctx->nscopes ? ctx->nscopes : 1; /* id 0: none */
+    size_t len = strlen(name) + 1;
+    char *copy = LM_GROW(&ctx->mem, ctx->scopes, ctx->scopes_cap, ctx->nscopes + 1) ? lm_alloc(&ctx->mem, len) : NULL;
+    if (!copy)
+        return 0;
+    memcpy(copy, name, len);
+    ctx->scopes[ctx->nscopes] = copy;
+    return (uint32_t)ctx->nscopes++;
+}
+
+loom_code loom_scope_begin(loom_ctx *ctx, const char *name)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > 200 || strchr(name, '/'))
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%s", !name ? "no name (NULL)"
+                                                        : len == 0 ? "the name is empty"
+                                                        : len > 200 ? "the name is longer than 200 bytes"
+                                                                    : "the name contains '/' (it joins nested scopes)");
+    if (ctx->nscope_open >= 64)
+        return fe_fail(ctx, LOOM_ERR_STATE, __func__, "64 scopes are open already (is a loom_scope_end missing?)");
+    char full[64 * 202];
+    size_t at = 0;
+    if (ctx->nscope_open) {
+        const char *outer = ctx->scopes[ctx->scope_open[ctx->nscope_open - 1]];
+        at = strlen(outer);
+        memcpy(full, outer, at);
+        full[at++] = '/';
+    }
+    memcpy(full + at, name, len + 1);
+    uint32_t id = scope_intern(ctx, full);
+    if (!id || !LM_GROW(&ctx->mem, ctx->scope_open, ctx->scope_open_cap, ctx->nscope_open + 1))
+        return ctx->err.code;
+    ctx->scope_open[ctx->nscope_open++] = id;
+    ctx->g->cur_scope = id;
+    return LOOM_OK;
+}
+
+void loom_scope_end(loom_ctx *ctx)
+{
+    if (!ctx || !ctx->nscope_open)
+        return;
+    ctx->nscope_open--;
+    ctx->g->cur_scope = ctx->nscope_open ? ctx->scope_open[ctx->nscope_open - 1] : 0;
+}
+
+bool fe_scope_of(loom_ctx *ctx, loom_t param, const char *suffix)
+{
+    if (!ctx || loom_failed(ctx) || !(param.tag & FE_PARAM_TAG) || param.id == 0 || param.id > ctx->nparams ||
+        (param.tag & ~FE_PARAM_TAG) != ctx->serial)
+        return false;
+    const char *name = ctx->params[param.id - 1].name, *dot = strrchr(name, '.');
+    char s[256];
+    int len = dot ? (int)(dot - name) : 0;
+    snprintf(s, sizeof s, "%.*s%s%s", len, name, len && suffix ? "." : "", suffix ? suffix : "");
+    if (!s[0] || strchr(s, '/'))
+        return false;
+    return loom_scope_begin(ctx, s) == LOOM_OK;
+}
+
+const char *fe_scope_name(const loom_ctx *ctx, uint32_t scope)
+{
+    return scope && scope < ctx->nscopes ? ctx->scopes[scope] : NULL;
 }
 
 size_t loom_node_count(const loom_ctx *ctx) { return ctx && ctx->g ? ir_count(ctx->g) : 0; }

@@ -57,6 +57,13 @@ struct loom_ctx {
     size_t nassigns, assigns_cap;
     ad_grads grads;    /* of the last loom_backward */
     int checkpoint_every; /* for the backward passes to come (0: off) */
+    uint32_t *scope_open;  /* the open scopes, innermost last (ids) */
+    size_t nscope_open, scope_open_cap;
+
+    /* scope names by id (0: none), for the context's life: plans made
+     * on earlier tapes name them too */
+    char **scopes;
+    size_t nscopes, scopes_cap;
 
     /* values of the last run, by node id (owned only by the reference
      * backend; the JIT's live in its plan's arena) */
@@ -70,6 +77,7 @@ struct loom_ctx {
     int verbose;  
     bool no_batch;   /* LOOM_BATCH=0: skip time-batching (for comparisons) */
     bool no_rows;    /* LOOM_ROWS=0: no row chains (for comparisons) */
+    bool anomaly;    /* check every value computed for NaN and infinity */
     jit *jit;       /* made at the first JIT run */
     rt_pool *pool;
     struct fe_plan *plans; /* the plan cache, by structural key */
@@ -81,13 +89,15 @@ struct loom_ctx {
 typedef struct fe_plan {
     uint64_t key[2];
     uint32_t nout;  /* outputs; the rest of the roots were assignments */
+    bool anomaly;   /* made for the anomaly mode (no values in place) */
     plan *plan;
     rt_exec *exec;
 } fe_plan;
 
 /* Runs the tape's roots with the JIT (outputs then assignments); fills
  * values[] for the outputs with pointers into the plan's arena. */
-loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values);
+loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values,
+                     const char *fn);
 void fe_plans_free(loom_ctx *ctx);
 
 enum { FE_PARAM_TAG = 0x80000000u };
@@ -115,6 +125,28 @@ bool fe_check_dtype(loom_ctx *ctx, loom_dtype dt, const char *fn);
 
 /* Frees the tape's values, inputs, grads and graph (not parameters). */
 void fe_tape_clear(loom_ctx *ctx);
+/* The anomaly mode (anomaly.c). fe_anomaly_outside checks the inputs
+ * and parameters plan p reads; fe_anomaly_call words what the plan
+ * executor found; fe_anomaly_node is the reference executor's check
+ * (op_env.check with an fe_anomaly_ud). Each returns LOOM_ERR_NUMERIC
+ * with the message, or LOOM_OK. */
+typedef struct fe_anomaly_ud {
+    loom_ctx *ctx;
+    const char *fn;
+} fe_anomaly_ud;
+bool fe_first_nonfinite(const void *data, loom_dtype dt, int64_t n, int64_t *index, double *value);
+loom_code fe_anomaly_fail(loom_ctx *ctx, const char *fn, const plan_origin *o, int64_t index, double value,
+                          const char *fused);
+loom_code fe_anomaly_outside(loom_ctx *ctx, const char *fn, const plan *p);
+loom_code fe_anomaly_call(loom_ctx *ctx, const char *fn, const plan *p, const rt_anomaly *an);
+loom_code fe_anomaly_node(void *ud, const ir_graph *g, ir_id n, const void *value);
+
+/* Opens the scope of a module: its parameter's name up to the last dot,
+ * then ".suffix" ("head"; "rnn" + "l1"). Whether it opened one (close it
+ * with loom_scope_end). */
+bool fe_scope_of(loom_ctx *ctx, loom_t param, const char *suffix);
+/* A scope's full name ("encoder/rnn.l1"), NULL for none. */
+const char *fe_scope_name(const loom_ctx *ctx, uint32_t scope);
 void fe_values_clear(loom_ctx *ctx);
 
 #endif /* LOOM_FE_H */

@@ -44,7 +44,8 @@ static fe_plan *plan_lookup(loom_ctx *ctx, const uint64_t key[2], uint32_t nout)
 {
     /* few plans per context (training, evaluation, sampling): a scan */
     for (size_t i = 0; i < ctx->nplans; i++)
-        if (ctx->plans[i].key[0] == key[0] && ctx->plans[i].key[1] == key[1] && ctx->plans[i].nout == nout)
+        if (ctx->plans[i].key[0] == key[0] && ctx->plans[i].key[1] == key[1] && ctx->plans[i].nout == nout &&
+            ctx->plans[i].anomaly == ctx->anomaly)
             return &ctx->plans[i];
     return NULL;
 }
@@ -60,7 +61,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                               true
 #endif
                           ,
-                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows };
+                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_inplace = ctx->anomaly };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
         return NULL;
@@ -79,7 +80,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
         return NULL;
     }
     fe_plan *fp = &ctx->plans[ctx->nplans++];
-    *fp = (fe_plan){ .key = { key[0], key[1] }, .nout = nout, .plan = p, .exec = x };
+    *fp = (fe_plan){ .key = { key[0], key[1] }, .nout = nout, .anomaly = ctx->anomaly, .plan = p, .exec = x };
     ctx->stats.plans_built++;
     ctx->stats.kernels += p->nkernels;
     ctx->stats.kernels_compiled += js->compiled - compiled0;
@@ -108,7 +109,8 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
     return fp;
 }
 
-loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values)
+loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots, void **values,
+                     const char *fn)
 {
     if (ensure_runtime(ctx) != LOOM_OK)
         return ctx->err.code;
@@ -126,10 +128,13 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         const plan_buffer *pb = &p->buffers[i];
         if (pb->kind == PB_INPUT && (pb->ext >= ctx->ninputs || !ctx->inputs[pb->ext].data)) {
             const char *name = pb->ext < ctx->ninputs ? ctx->inputs[pb->ext].name : NULL;
-            return lm_fail(&ctx->err, LOOM_ERR_STATE, "loom_run: input %s%s%s#%u was not fed", name ? "\"" : "",
+            return lm_fail(&ctx->err, LOOM_ERR_STATE, "%s: input %s%s%s#%u was not fed", fn, name ? "\"" : "",
                            name ? name : "", name ? "\" " : "", pb->ext);
         }
     }
+    rt_anomaly an = { 0 };
+    if (ctx->anomaly && fe_anomaly_outside(ctx, fn, p) != LOOM_OK)
+        return ctx->err.code;
     void **inputs = lm_alloc(&ctx->mem, (ctx->ninputs + 1) * sizeof *inputs);
     void **params = inputs ? lm_alloc(&ctx->mem, (ctx->nparams + 1) * sizeof *params) : NULL;
     loom_code c = params ? LOOM_OK : ctx->err.code;
@@ -139,8 +144,10 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         for (size_t i = 0; i < ctx->nparams; i++)
             params[i] = ctx->params[i].data;
         rt_bind b = { .inputs = inputs, .ninputs = (uint32_t)ctx->ninputs, .params = params,
-                      .nparams = (uint32_t)ctx->nparams };
+                      .nparams = (uint32_t)ctx->nparams, .anomaly = ctx->anomaly ? &an : NULL };
         c = rt_exec_run(fp->exec, ctx->pool, &b);
+        if (c == LOOM_ERR_NUMERIC && ctx->anomaly)
+            c = fe_anomaly_call(ctx, fn, p, &an);
     }
     if (c == LOOM_OK) {
         for (uint32_t i = 0; i < nout; i++)

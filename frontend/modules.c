@@ -62,8 +62,12 @@ loom_t loom_linear_forward(loom_ctx *ctx, const loom_linear *m, loom_t x)
         fe_fail(ctx, LOOM_ERR_ARG, __func__, "no module");
         return LOOM_NULL;
     }
+    bool scoped = fe_scope_of(ctx, m->weight, NULL);
     loom_t y = loom_matmul_t(ctx, x, loom_weight(ctx, m->weight), false, true);
-    return loom_is_null(m->bias) ? y : loom_add(ctx, y, m->bias);
+    y = loom_is_null(m->bias) ? y : loom_add(ctx, y, m->bias);
+    if (scoped)
+        loom_scope_end(ctx);
+    return y;
 }
 
 loom_code loom_embedding_init(loom_ctx *ctx, loom_embedding *m, const char *prefix, int64_t num, int64_t dim,
@@ -91,7 +95,11 @@ loom_t loom_embedding_forward(loom_ctx *ctx, const loom_embedding *m, loom_t ids
         fe_fail(ctx, LOOM_ERR_ARG, __func__, "no module");
         return LOOM_NULL;
     }
-    return loom_gather(ctx, loom_weight(ctx, m->weight), ids, 0);
+    bool scoped = fe_scope_of(ctx, m->weight, NULL);
+    loom_t y = loom_gather(ctx, loom_weight(ctx, m->weight), ids, 0);
+    if (scoped)
+        loom_scope_end(ctx);
+    return y;
 }
 
 loom_code loom_layernorm_init(loom_ctx *ctx, loom_layernorm *m, const char *prefix, int64_t dim, double eps,
@@ -134,7 +142,11 @@ loom_t loom_layernorm_forward(loom_ctx *ctx, const loom_layernorm *m, loom_t x)
         fe_fail(ctx, LOOM_ERR_ARG, __func__, "no module");
         return LOOM_NULL;
     }
-    return loom_layer_norm(ctx, x, loom_weight(ctx, m->weight), loom_weight(ctx, m->bias), m->eps);
+    bool scoped = fe_scope_of(ctx, m->weight, NULL);
+    loom_t y = loom_layer_norm(ctx, x, loom_weight(ctx, m->weight), loom_weight(ctx, m->bias), m->eps);
+    if (scoped)
+        loom_scope_end(ctx);
+    return y;
 }
 
 loom_t loom_dropout(loom_ctx *ctx, loom_t x, double p, bool training)

@@ -307,6 +307,9 @@ loom_code loom_rnn_forward(loom_ctx *ctx, const loom_rnn *m, loom_t input, const
     for (int l = 0; l < m->layers && !loom_failed(ctx); l++) {
         for (int d = 0; d < m->dirs; d++) {
             int k = l * m->dirs + d;
+            char layer[32];
+            snprintf(layer, sizeof layer, "l%d%s", l, d ? "_reverse" : "");
+            bool scoped = fe_scope_of(ctx, m->w[k].w_ih, layer);
             loom_t h = state_row(ctx, h0, k, batch, m->out, dt);
             loom_t cst = m->cfg.mode == LOOM_LSTM ? state_row(ctx, c0, k, batch, m->hidden, dt) : LOOM_NULL;
             for (int64_t i = 0; i < steps; i++) {
@@ -330,6 +333,8 @@ loom_code loom_rnn_forward(loom_ctx *ctx, const loom_rnn *m, loom_t input, const
             }
             fin_h[k] = h;
             fin_c[k] = cst;
+            if (scoped)
+                loom_scope_end(ctx);
         }
         /* the next layer's input: both directions side by side, with
          * dropout between layers when training */

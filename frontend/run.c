@@ -70,13 +70,15 @@ static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, c
         }
         for (size_t i = 0; i < ctx->nparams; i++)
             params[i] = ctx->params[i].data;
+        fe_anomaly_ud check = { ctx, fn };
         op_env env = { .inputs = inputs, .input_names = names, .ninputs = (uint32_t)ctx->ninputs,
-                       .params = params, .nparams = (uint32_t)ctx->nparams };
+                       .params = params, .nparams = (uint32_t)ctx->nparams,
+                       .check = ctx->anomaly ? fe_anomaly_node : NULL, .check_ud = &check };
         /* nothing after a successful run can fail: it has committed
          * the assignments */
         fe_values_clear(ctx);
         if (ctx->backend == LOOM_BACKEND_JIT)
-            c = fe_run_jit(ctx, roots, (uint32_t)n, (uint32_t)nroots, vals);
+            c = fe_run_jit(ctx, roots, (uint32_t)n, (uint32_t)nroots, vals, fn);
         else
             c = op_ref_run(ctx->g, &env, roots, (uint32_t)nroots, vals);
     }

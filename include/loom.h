@@ -61,6 +61,8 @@ typedef enum loom_code {
     LOOM_ERR_FORMAT,      /* a file is corrupt, truncated or of another version */
     LOOM_ERR_UNSUPPORTED, /* valid, but not implemented by this build */
     LOOM_ERR_INTERNAL,    /* a bug in loom: please report the message */
+    LOOM_ERR_NUMERIC,     /* anomaly mode: a run computed a NaN or an infinity (the message says
+                             which op, and where in the model: scope, time step, pass) */
     LOOM_CODE_COUNT
 } loom_code;
 
@@ -139,6 +141,7 @@ typedef struct loom_options {
     loom_backend backend; /* the environment's LOOM_BACKEND=reference|jit overrides */
     int threads;          /* 0: LOOM_THREADS, else the online cores */
     int checkpoint_every; /* gradient checkpointing, as loom_set_checkpoint_every (0: off) */
+    bool anomaly;         /* the anomaly mode, as loom_set_anomaly (LOOM_ANOMALY=1 also turns it on) */
 } loom_options;
 
 /* A new context with an empty tape. opts may be NULL (defaults). Returns
@@ -168,6 +171,18 @@ void loom_reset(loom_ctx *ctx);
  * Passes use the marks to find the repeated cell. */
 void loom_step_begin(loom_ctx *ctx, int t);
 void loom_step_end(loom_ctx *ctx);
+
+/* Scopes name the parts of a model: nodes recorded between
+ * loom_scope_begin(ctx, "encoder") and the matching loom_scope_end(ctx)
+ * belong to "encoder", and so do their gradients; nested scopes join
+ * with '/' ("encoder/rnn.l1"). loom_rnn_forward opens one per layer and
+ * direction ("<prefix>.l<k>", "<prefix>.l<k>_reverse"), and the modules
+ * one each, named by their parameters' prefix. The anomaly mode names the
+ * scope of the op that made a NaN. A name is 1 to 200 bytes without '/';
+ * LOOM_ERR_ARG otherwise, LOOM_ERR_STATE past 64 open scopes. A new tape
+ * (loom_reset) closes them all. */
+loom_code loom_scope_begin(loom_ctx *ctx, const char *name);
+void loom_scope_end(loom_ctx *ctx);
 
 /* Number of nodes on the tape (hash-consing folds repeated expressions). */
 size_t loom_node_count(const loom_ctx *ctx);
@@ -684,6 +699,22 @@ size_t loom_fusion_report(loom_ctx *ctx, char *buf, size_t size);
  * calls), time steps on the labels, outputs in bold. Nothing runs. */
 loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *path);
 loom_backend loom_get_backend(const loom_ctx *ctx);
+
+/* The anomaly mode (like PyTorch's detect_anomaly): with it on, a run
+ * checks every value it stores (each kernel's outputs, on the reference
+ * backend each op's), and the inputs and parameters it reads, for NaN and
+ * infinity. The first one found stops the run with LOOM_ERR_NUMERIC,
+ * nothing committed, and a message naming the op that made it, its scope
+ * (the layer), time step and pass (forward, backward, update), the
+ * element and its value, and, for a fused kernel, the ops fused with it:
+ *
+ *     loom_run: anomaly: log made -nan at [3,1] of f32[8,4] in layer
+ *     "rnn.l1" at time step 17 (forward), from finite operands ...
+ *
+ * Values are checked as they are stored, so the cost is a read of each
+ * (runs take about 1.2-2x as long). Integer values are not checked. */
+loom_code loom_set_anomaly(loom_ctx *ctx, bool on);
+bool loom_get_anomaly(const loom_ctx *ctx);
 /* Threads kernels are split across (1 to 1024); takes effect at the next
  * run. */
 loom_code loom_set_threads(loom_ctx *ctx, int threads);

@@ -45,6 +45,7 @@ const char *loom_code_name(loom_code code)
         [LOOM_ERR_FORMAT] = "LOOM_ERR_FORMAT",
         [LOOM_ERR_UNSUPPORTED] = "LOOM_ERR_UNSUPPORTED",
         [LOOM_ERR_INTERNAL] = "LOOM_ERR_INTERNAL",
+        [LOOM_ERR_NUMERIC] = "LOOM_ERR_NUMERIC",
     };
     _Static_assert(LM_ARRAY_LEN(names) == LOOM_CODE_COUNT, "a code without a name");
     if ((unsigned)code >= LOOM_CODE_COUNT)

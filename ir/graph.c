@@ -231,6 +231,7 @@ ir_id ir_add(ir_graph *g, const ir_desc *d)
         .attr = (uint32_t)g->nattrs,
         .nattr = d->nattr,
         .step = g->cur_step,
+        .scope = g->cur_scope,
         .uses = 0,
     };
     for (uint32_t i = 0; i < d->nsrc; i++) {

@@ -35,6 +35,7 @@ typedef struct ir_node {
     uint32_t attr;   /* first attribute word */
     uint32_t nattr;
     int32_t step;    /* time-step mark, -1 outside any step */
+    uint32_t scope;  /* the model part it belongs to (the context's scope table), 0: none */
     uint32_t uses;   /* head of the use list: operand slot + 1, 0 = none */
 } ir_node;
 
@@ -83,6 +84,7 @@ struct ir_graph {
 
     int32_t cur_step; /* stamped on new nodes */
     uint8_t cur_phase;
+    uint32_t cur_scope;
 };
 
 /* What to insert. shape/attrs/srcs are copied. */

@@ -201,6 +201,10 @@ typedef struct op_env {
     uint32_t ninputs;
     void *const *params; /* by parameter id; assignments are written here */
     uint32_t nparams;
+    /* when set, called with each value as it is made (inputs and
+     * parameters as they are read); an error stops the run */
+    loom_code (*check)(void *ud, const ir_graph *g, ir_id n, const void *value);
+    void *check_ud;
 } op_env;
 
 struct op_exec {

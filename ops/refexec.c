@@ -64,7 +64,9 @@ static loom_code run_node(run_state *st, const op_env *env, ir_id n)
     const op_def *d = op_def_of(g, n);
     if (d->flags & OPF_EXTERNAL) {
         st->buf[n] = external_value(g, env, n);
-        return st->buf[n] ? LOOM_OK : g->err->code;
+        if (!st->buf[n])
+            return g->err->code;
+        return env->check ? env->check(env->check_ud, g, n, st->buf[n]) : LOOM_OK;
     }
     size_t bytes = (size_t)ir_numel(g, n) * loom_dtype_size(ir_dtype(g, n));
     void *out = lm_alloc_aligned(&st->mem, bytes);
@@ -83,6 +85,8 @@ static loom_code run_node(run_state *st, const op_env *env, ir_id n)
     loom_code c = d->ref(&e);
     if (c != LOOM_OK && !lm_failed(g->err))
         lm_fail(g->err, c, "%s: reference kernel failed (node %%%u)", d->name, n);
+    if (c == LOOM_OK && env->check)
+        c = env->check(env->check_ud, g, n, out);
     return c;
 }
 

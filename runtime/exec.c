@@ -3,6 +3,7 @@
  */
 #include "exec.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,101 @@ static void run_task(void *ud, int64_t lo, int64_t hi, int thread)
     t->fn(t->bufs, lo, hi, t->scratch ? t->scratch + (size_t)thread * t->scratch_each : NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* The anomaly mode                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The first non-finite element of the view (base, strides st over
+ * space; dimensions of stride 0 are the ones a reduction sums over, seen
+ * once): its row-major index over the other dimensions, which is its
+ * index in the value stored. */
+static bool first_bad(const char *base, loom_dtype dt, const loom_shape *space, const int64_t *st, int64_t *index,
+                      double *value)
+{
+    if (dt != LOOM_F32 && dt != LOOM_F64)
+        return false;
+    int dims[LOOM_MAX_RANK], nd = 0;
+    int64_t n = 1, c[LOOM_MAX_RANK] = { 0 }, off = 0;
+    for (int i = 0; i < space->rank; i++)
+        if (st[i] != 0 && space->d[i] > 1) {
+            dims[nd++] = i;
+            n *= space->d[i];
+        }
+    for (int64_t flat = 0; flat < n; flat++) {
+        double v = dt == LOOM_F32 ? (double)((const float *)base)[off] : ((const double *)base)[off];
+        if (!isfinite(v)) {
+            *index = flat;
+            *value = v;
+            return true;
+        }
+        for (int j = nd - 1; j >= 0; j--) {
+            int a = dims[j];
+            off += st[a];
+            if (++c[j] < space->d[a])
+                break;
+            off -= st[a] * space->d[a];
+            c[j] = 0;
+        }
+    }
+    return false;
+}
+
+/* The stores of a map or reduce program (a row chain's sub-kernels too:
+ * their arguments are the chain's). */
+static bool program_bad(const kernel *k, char *const *args, const plan_arg *pa, rt_anomaly *an)
+{
+    for (uint32_t i = 0; i < k->ncode; i++) {
+        const kn_instr *in = &k->code[i];
+        if (in->op == KI_STORE &&
+            first_bad(args[in->arg], (loom_dtype)in->dtype, &k->space, k->strides + (size_t)in->view * LOOM_MAX_RANK,
+                      &an->index, &an->value)) {
+            an->origin = pa[in->arg].origin;
+            an->prog = k;
+            an->store = i;
+            an->args = args;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether call i stored a NaN or an infinity; the first one in *an. */
+static bool call_bad(const plan *p, size_t i, char *const *args, rt_anomaly *an)
+{
+    const plan_call *call = &p->calls[i];
+    const kernel *k = &p->kernels[call->kernel];
+    const plan_arg *pa = p->args + call->arg;
+    an->call = i;
+    an->prog = NULL;
+    switch (k->kind) {
+    case KN_MAP:
+    case KN_REDUCE:
+        return program_bad(k, args, pa, an);
+    case KN_ROWS:
+        for (uint32_t s = 0; s < k->nsubs; s++)
+            if (program_bad(&k->subs[s], args, pa, an))
+                return true;
+        return false;
+    case KN_GEMM: {
+        const kn_gemm *g = &k->gemm;
+        loom_shape c = { .rank = 3, .d = { g->batch, g->m, g->n } };
+        int64_t st[3] = { g->stride_c, g->ldc, 1 };
+        an->origin = pa[2].origin;
+        return first_bad(args[2], g->dtype, &c, st, &an->index, &an->value);
+    }
+    case KN_GATHER:
+    case KN_SCATTER: {
+        const kn_index *x = &k->index;
+        loom_shape o = { .rank = 1, .d = { x->outer * (k->kind == KN_GATHER ? x->count : x->rows) * x->inner } };
+        int64_t st[1] = { 1 };
+        an->origin = pa[2].origin;
+        return first_bad(args[2], x->dtype, &o, st, &an->index, &an->value);
+    }
+    default:
+        return false;
+    }
+}
+
 loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
 {
     const plan *p = x->p;
@@ -214,6 +310,9 @@ loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
             x->prof_ms[call->kernel] += now_ms() - t0;
             x->prof_calls[call->kernel]++;
         }
+        /* nothing is committed: the parameters keep their values */
+        if (b->anomaly && call_bad(p, i, t.bufs, b->anomaly))
+            return lm_fail(x->err, LOOM_ERR_NUMERIC, "anomaly: call %zu stored %g", i, b->anomaly->value);
     }
     if (x->prof_ms)
         x->prof_runs++;

@@ -21,11 +21,26 @@ typedef struct rt_kernel {
 } rt_kernel;
 
 /* External memory for one run. */
+/* The first NaN or infinity a run stored (the anomaly mode). */
+typedef struct rt_anomaly {
+    size_t call;     /* the call that stored it */
+    uint32_t origin; /* the value it belongs to (plan.origins), 0: a copy or a fill */
+    int64_t index;   /* the element, row-major in the value's shape */
+    double value;
+    /* a map or reduce program's store (a row chain's sub-kernel): the
+     * program, its store instruction and the call's arguments, so the
+     * element can be evaluated again op by op; prog NULL otherwise */
+    const kernel *prog;
+    uint32_t store;
+    char *const *args;
+} rt_anomaly;
+
 typedef struct rt_bind {
     void *const *inputs; /* by input slot */
     uint32_t ninputs;
     void *const *params; /* by parameter id; commits write here */
     uint32_t nparams;
+    rt_anomaly *anomaly; /* non-NULL: check what each call stores; stop at the first NaN or infinity */
 } rt_bind;
 
 typedef struct rt_exec rt_exec;

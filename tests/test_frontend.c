@@ -1262,7 +1262,7 @@ static void test_shape_dtype_and_code_names(void **state)
     static const char *const codes[LOOM_CODE_COUNT] = {
         "LOOM_OK",         "LOOM_ERR_ARG",    "LOOM_ERR_SHAPE", "LOOM_ERR_DTYPE",       "LOOM_ERR_HANDLE",
         "LOOM_ERR_NOMEM",  "LOOM_ERR_INDEX",  "LOOM_ERR_STATE", "LOOM_ERR_IO",          "LOOM_ERR_FORMAT",
-        "LOOM_ERR_UNSUPPORTED", "LOOM_ERR_INTERNAL",
+        "LOOM_ERR_UNSUPPORTED", "LOOM_ERR_INTERNAL", "LOOM_ERR_NUMERIC",
     };
     for (int c = 0; c < LOOM_CODE_COUNT; c++)
         assert_string_equal(loom_code_name((loom_code)c), codes[c]);
