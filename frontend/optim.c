@@ -8,7 +8,11 @@
  * An optimizer runs nothing itself. loom_optimizer_attach() records on the
  * current tape, after the loss's backward, the clipping and every trainable
  * parameter's update as loom_assign()s of the new parameter and of its
- * state, so forward, backward and update compile into one plan. What
+ * state, so forward, backward and update compile into one plan;
+ * loom_optimizer_attach_grads() records the same clipping and update from
+ * gradients the caller gives (inputs fed with gradients computed
+ * elsewhere, summed over micro-batches, or an AOT update entry's
+ * arguments). What
  * changes from step to step (the learning rate, Adam's bias corrections)
  * is computed on the host in double and fed to scalar inputs by
  * loom_optimizer_step(): with constants instead, every step would be a new
@@ -19,9 +23,10 @@
  * again by name by later ones, so a checkpoint carries them and a program
  * may record a fresh tape every step or one tape for all steps. Nor is it
  * a parameter-group manager: one config covers every trainable parameter.
- * Built on the public API; from fe.h only fe_fail(), the context's
- * allocator, the tape's tag (is the attachment current?) and a parameter's
- * buffer flag (is a state name taken by a buffer?).
+ * Built on the public API; from fe.h only fe_fail(), fe_node() and
+ * fe_param_index() (checking the handles loom_optimizer_attach_grads is
+ * given), the context's allocator, the tape's tag (is the attachment
+ * current?) and a parameter's name, dtype, shape and buffer flag.
  */
 #include <math.h>
 
@@ -406,17 +411,16 @@ static bool trained(loom_ctx *ctx, size_t i, loom_t *p, loom_t *g)
  * gradient's dtype, as torch's mul_ by a 0-dim tensor computes. Sets
  * o->grad_norm and *coef (null when not clipping).
  */
-static void record_norm(loom_ctx *ctx, loom_optimizer *o, size_t nparams, loom_t *coef)
+static void record_norm(loom_ctx *ctx, loom_optimizer *o, size_t n, const loom_t *ps, const loom_t *gs,
+                        loom_t *coef)
 {
     loom_dtype acc = LOOM_F32;
-    loom_t p, g, sumsq = LOOM_NULL;
-    for (size_t i = 0; i < nparams; i++)
-        if (trained(ctx, i, &p, &g) && loom_dtype_of(ctx, p) == LOOM_F64)
+    loom_t sumsq = LOOM_NULL;
+    for (size_t i = 0; i < n; i++)
+        if (loom_dtype_of(ctx, ps[i]) == LOOM_F64)
             acc = LOOM_F64;
-    for (size_t i = 0; i < nparams; i++) {
-        if (!trained(ctx, i, &p, &g))
-            continue;
-        loom_t s = loom_sum_all(ctx, loom_square(ctx, g));
+    for (size_t i = 0; i < n; i++) {
+        loom_t s = loom_sum_all(ctx, loom_square(ctx, gs[i]));
         if (loom_dtype_of(ctx, s) != acc)
             s = loom_cast(ctx, s, acc);
         sumsq = loom_is_null(sumsq) ? s : loom_add(ctx, sumsq, s);
@@ -431,9 +435,10 @@ static void record_norm(loom_ctx *ctx, loom_optimizer *o, size_t nparams, loom_t
                              loom_scalar(ctx, acc, 1.0));
 }
 
-loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss)
+/* The checks both attaches share: the context, the optimizer, once per
+ * tape. */
+static loom_code attach_check(loom_ctx *ctx, const loom_optimizer *o, const char *fn)
 {
-    static const char fn[] = "loom_optimizer_attach";
     if (!ctx)
         return LOOM_ERR_HANDLE;
     if (loom_failed(ctx))
@@ -446,33 +451,24 @@ loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss)
         return fe_fail(ctx, LOOM_ERR_STATE, fn,
                        "the optimizer is attached to this tape already "
                        "(once per tape; loom_reset starts a new one)");
-    if (!fe_node(ctx, loss, fn, 1))
-        return loom_status(ctx);
-    loom_shape ls = loom_shape_of(ctx, loss);
-    loom_dtype ldt = loom_dtype_of(ctx, loss);
-    if (loom_shape_numel(ls) != 1 || ldt == LOOM_I32) {
-        char sh[160];
-        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "the loss must be a scalar (one f32 or f64 element), not %s",
-                       loom_shape_str(ls, ldt, sh, sizeof sh));
-    }
-    if (loom_backward(ctx, loss) != LOOM_OK)
-        return loom_status(ctx);
+    return LOOM_OK;
+}
 
+/* Records the clipping of gs[0..n) and the update of each ps[i] from its
+ * clipped gradient gs[i], as loom_assigns; marks the optimizer attached
+ * to this tape. */
+static loom_code record_update(loom_ctx *ctx, loom_optimizer *o, size_t n, const loom_t *ps, const loom_t *gs)
+{
     /* the handles of an earlier tape are stale: start afresh */
     for (int d = 0; d < LOOM_DTYPE_COUNT; d++)
         for (int k = 0; k < HS_COUNT; k++)
             o->scalars[d][k] = LOOM_NULL;
     o->grad_norm = LOOM_NULL;
 
-    /* state buffers made below are parameters too: visit only the ones
-     * that were there before */
-    size_t nparams = loom_param_count(ctx);
     loom_t coef, coefs[LOOM_DTYPE_COUNT] = { 0 }; /* coef cast to each dtype */
-    record_norm(ctx, o, nparams, &coef);
-    for (size_t i = 0; i < nparams && !loom_failed(ctx); i++) {
-        loom_t p, g;
-        if (!trained(ctx, i, &p, &g))
-            continue;
+    record_norm(ctx, o, n, ps, gs, &coef);
+    for (size_t i = 0; i < n && !loom_failed(ctx); i++) {
+        loom_t p = ps[i], g = gs[i];
         loom_dtype dt = loom_dtype_of(ctx, p);
         if (!loom_is_null(coef)) {
             if (loom_is_null(coefs[dt]))
@@ -488,6 +484,77 @@ loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss)
         return loom_status(ctx);
     o->tape = ctx->tape_tag;
     return LOOM_OK;
+}
+
+loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss)
+{
+    static const char fn[] = "loom_optimizer_attach";
+    loom_code c = attach_check(ctx, o, fn);
+    if (c != LOOM_OK)
+        return c;
+    if (!fe_node(ctx, loss, fn, 1))
+        return loom_status(ctx);
+    loom_shape ls = loom_shape_of(ctx, loss);
+    loom_dtype ldt = loom_dtype_of(ctx, loss);
+    if (loom_shape_numel(ls) != 1 || ldt == LOOM_I32) {
+        char sh[160];
+        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "the loss must be a scalar (one f32 or f64 element), not %s",
+                       loom_shape_str(ls, ldt, sh, sizeof sh));
+    }
+    if (loom_backward(ctx, loss) != LOOM_OK)
+        return loom_status(ctx);
+
+    /* the parameters the loss reaches, before the state buffers made by
+     * the update (parameters too) join the list */
+    size_t nparams = loom_param_count(ctx), n = 0;
+    loom_t *pg = lm_alloc(&ctx->mem, (2 * nparams + 1) * sizeof *pg); /* [nparams] params, [nparams] grads */
+    if (!pg)
+        return loom_status(ctx);
+    for (size_t i = 0; i < nparams; i++)
+        if (trained(ctx, i, &pg[n], &pg[nparams + n]))
+            n++;
+    c = record_update(ctx, o, n, pg, pg + nparams);
+    lm_free(&ctx->mem, pg, (2 * nparams + 1) * sizeof *pg);
+    return c;
+}
+
+loom_code loom_optimizer_attach_grads(loom_ctx *ctx, loom_optimizer *o, int n, const loom_t *params,
+                                      const loom_t *grads)
+{
+    static const char fn[] = "loom_optimizer_attach_grads";
+    loom_code c = attach_check(ctx, o, fn);
+    if (c != LOOM_OK)
+        return c;
+    if (n < 1)
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "n = %d: needs at least one parameter and its gradient", n);
+    if (!params || !grads)
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "no list of %s (NULL)", !params ? "parameters" : "gradients");
+    for (int i = 0; i < n; i++) {
+        if (!loom_is_param(ctx, params[i]))
+            return fe_fail(ctx, LOOM_ERR_HANDLE, fn, "params[%d] is not a parameter of this context", i);
+        const fe_param *q = &ctx->params[fe_param_index(ctx, params[i], fn)];
+        if (!loom_param_trainable(ctx, params[i]))
+            return fe_fail(ctx, LOOM_ERR_ARG, fn, "params[%d] \"%s\" is %s: the optimizer updates trainable "
+                           "parameters only", i, q->name, q->buffer ? "a buffer" : "frozen");
+        for (int j = 0; j < i; j++)
+            if (params[j].id == params[i].id)
+                return fe_fail(ctx, LOOM_ERR_ARG, fn, "params[%d] is params[%d] (\"%s\") again", i, j, q->name);
+        if (loom_is_null(grads[i]))
+            return fe_fail(ctx, LOOM_ERR_HANDLE, fn, "grads[%d] (of \"%s\") is a null handle", i, q->name);
+        char where[64];
+        snprintf(where, sizeof where, "%s: grads[%d]", fn, i);
+        if (!fe_node(ctx, grads[i], where, 5))
+            return loom_status(ctx);
+        loom_shape gs = loom_shape_of(ctx, grads[i]);
+        loom_dtype gdt = loom_dtype_of(ctx, grads[i]);
+        char have[160], want[160];
+        if (gdt != q->dtype || !loom_shape_equal(gs, q->shape))
+            return fe_fail(ctx, gdt != q->dtype ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE, fn,
+                           "grads[%d] is %s, but parameter \"%s\" is %s", i,
+                           loom_shape_str(gs, gdt, have, sizeof have), q->name,
+                           loom_shape_str(q->shape, q->dtype, want, sizeof want));
+    }
+    return record_update(ctx, o, (size_t)n, params, grads);
 }
 
 /* ------------------------------------------------------------------ */

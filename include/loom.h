@@ -574,6 +574,25 @@ void loom_optimizer_free(loom_optimizer *o);
  * update of every trainable parameter (frozen ones get no gradient and no
  * state). Once per tape. */
 loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss);
+/* The same clipping (the global norm over grads) and update as
+ * loom_optimizer_attach, recorded from gradients the caller gives instead
+ * of a loss's backward: grads[i] (a node of the current tape, usually a
+ * loom_input fed each step, of params[i]'s dtype and shape) updates the
+ * trainable parameter params[i]; other parameters are left alone. For
+ * gradients computed elsewhere or summed over micro-batches, and for an
+ * update entry of loom_aot_emit (a commit entry applies the assignments
+ * that read none of another entry's inputs, so one export can hold this
+ * update and loom_optimizer_attach's one-call step, each recorded by an
+ * optimizer of its own over the same state buffers). The arrays are the
+ * caller's, read during the call only. Once per tape, as
+ * loom_optimizer_attach (either of the two). LOOM_ERR_ARG for n < 1, no
+ * lists, a frozen parameter, a buffer or a parameter given twice;
+ * LOOM_ERR_HANDLE for a handle that is not a parameter (params) or not of
+ * this tape (grads); LOOM_ERR_DTYPE or LOOM_ERR_SHAPE when a gradient does
+ * not match its parameter; LOOM_ERR_STATE when the optimizer is attached
+ * to this tape already. */
+loom_code loom_optimizer_attach_grads(loom_ctx *ctx, loom_optimizer *o, int n, const loom_t *params,
+                                      const loom_t *grads);
 /* One training step: feeds this step's learning rate (schedule, warm-up)
  * and Adam's bias corrections, runs the tape for outputs (forward,
  * backward and update in one compiled plan) and advances the step. */
