@@ -5,10 +5,11 @@
  * exactly as loom_run would, laying out the weights (every parameter an
  * entry reads, then inputs compiled in, each 64-byte aligned, by id),
  * resolving every plan buffer to a place (the caller's memory, an
- * argument, the weights), the graph hash, the generated header (with a
- * weights-file loader in plain C: magic, version, graph hash, size and an
- * XXH64 checksum), and writing the files atomically. The code itself is
- * jit/aot.c's.
+ * argument, the weights), which assignments a commit entry applies (not
+ * those reading another entry's arguments), the graph hash, the generated
+ * header (with a weights-file loader in plain C: magic, version, graph
+ * hash, size and an XXH64 checksum), and writing the files atomically.
+ * The code itself is jit/aot.c's.
  *
  * The weights file: a 64-byte header, then the weights.
  *   0  magic "LOOMWTS\0"        8  u32 format version   12 u32 header bytes (64)
@@ -166,6 +167,52 @@ static loom_code arg_of_node(ex *x, ex_arg *a, ir_id n)
     return LOOM_OK;
 }
 
+/* The assignments commit entry ei applies: the tape's, less those that
+ * read an input another entry of this export takes as an argument and ei
+ * does not. Such an assignment belongs to that entry: a training bundle
+ * records the optimizer's update twice, from the backward's gradients for
+ * the one-call step and from gradient inputs for a separate update entry,
+ * and each commit entry applies its own. Other entries' lists are only
+ * looked at here (entry_prepare checks each in turn): bad ones are
+ * skipped. Fills roots[0..*n) (room for ctx->nassigns). */
+static loom_code commit_roots(ex *x, int ei, ir_id *roots, size_t *n)
+{
+    loom_ctx *ctx = x->ctx;
+    const ir_graph *g = ctx->g;
+    const loom_aot_entry *s = x->en[ei].src;
+    ir_id top = 0;
+    for (size_t k = 0; k < ctx->nassigns; k++)
+        top = LM_MAX(top, ctx->assigns[k]);
+    size_t bytes = (size_t)top + 1;
+    uint8_t *foreign = lm_zalloc(x->mem, bytes); /* [top + 1] reads another entry's input */
+    if (!foreign)
+        return ctx->err.code;
+    for (int j = 0; j < x->n; j++) {
+        const loom_aot_entry *o = x->en[j].src;
+        for (int i = 0; j != ei && o->inputs && i < o->ninputs; i++) {
+            loom_t t = o->inputs[i];
+            if (t.tag == ctx->tape_tag && ir_valid(g, t.id) && t.id <= top && ir_op(g, t.id) == OP_INPUT)
+                foreign[t.id] = 1;
+        }
+    }
+    for (int i = 0; i < s->ninputs; i++) /* checked by the caller */
+        if (s->inputs[i].tag == ctx->tape_tag && s->inputs[i].id <= top)
+            foreign[s->inputs[i].id] = 0;
+    /* sources come before their users */
+    for (ir_id v = 1; v <= top; v++)
+        for (uint32_t k = 0; !foreign[v] && k < ir_nsrc(g, v); k++)
+            foreign[v] = foreign[ir_src(g, v, k)];
+    *n = 0;
+    for (size_t k = 0; k < ctx->nassigns; k++)
+        if (!foreign[ctx->assigns[k]])
+            roots[(*n)++] = ctx->assigns[k];
+    lm_free(x->mem, foreign, bytes);
+    if (!*n)
+        return fail(x, LOOM_ERR_ARG, "entry \"%s\" commits, but each of the tape's %zu loom_assigns reads "
+                    "another entry's input", s->name, ctx->nassigns);
+    return LOOM_OK;
+}
+
 static loom_code entry_prepare(ex *x, int ei)
 {
     loom_ctx *ctx = x->ctx;
@@ -252,15 +299,16 @@ static loom_code entry_prepare(ex *x, int ei)
         e->out_bytes[i] = e->outs[i].bytes;
         e->nouts = (uint32_t)i + 1;
     }
+    size_t ncommit = 0;
     if (c == LOOM_OK && s->commit)
-        memcpy(roots + s->noutputs, ctx->assigns, ctx->nassigns * sizeof *roots);
+        c = commit_roots(x, ei, roots + s->noutputs, &ncommit);
     if (c == LOOM_OK) {
         compile_opts opts = {
 #ifndef NDEBUG
             .verify = true,
 #endif
             .no_batch = ctx->no_batch, .no_rows = ctx->no_rows };
-        if (!(e->p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts)))
+        if (!(e->p = plan_compile(ctx->g, roots, (uint32_t)(s->noutputs + ncommit), &opts)))
             c = ctx->err.code;
         else if (e->p->noutputs != e->nouts)
             c = fail(x, LOOM_ERR_INTERNAL, "entry \"%s\": the plan has %zu outputs for %u asked", s->name,
