@@ -176,6 +176,30 @@ bool charlm_config_parse(charlm_config *c, const char *json, char *why, size_t w
 /* Reads the config of a checkpoint file; prints why not (CLI_FAIL). */
 int charlm_config_load(charlm_config *c, const char *cmd, const char *path);
 
+/* The "config" metadata of a checkpoint as a string to free(); NULL after
+ * printing why not (no file, not a checkpoint, no config). */
+char *cli_checkpoint_config(const char *cmd, const char *path);
+/* The top-level "model" string of a config into model; false if there is
+ * none (or the JSON is bad). A char-LM names its cell, a forecaster
+ * FORECAST_MODEL. */
+bool cli_config_model(const char *json, char *model, size_t size);
+
+/* The config examples/forecast.c saves with its checkpoint: a one-layer
+ * LSTM or GRU ("rnn", input 1, hidden H) over a window of W values, each
+ * relative to the window's last, and a linear head ("head", H -> 1)
+ * predicting the change to the next value, all in z-scores of the series
+ * (mean, std of its training part). */
+#define FORECAST_MODEL "forecast-rnn"
+typedef struct forecast_config {
+    int cell;               /* CLI_MODEL_LSTM or CLI_MODEL_GRU */
+    double mean, std;       /* z = (y - mean) / std */
+    int64_t window, hidden;
+    int64_t season;         /* of its seasonal-naive baseline; 0 if absent */
+} forecast_config;
+
+/* Reads that config; false with a reason in why. */
+bool forecast_config_parse(forecast_config *c, const char *json, char *why, size_t why_size);
+
 /* The model's parameters in a context of their own:
  *   ids [T, B] -> embedding (V, H) -> dropout -> RNN stack (H, H, layers)
  *   -> dropout -> linear (H, V) -> logits [T * B, V] */

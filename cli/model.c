@@ -10,7 +10,8 @@
  * recurrent state carried from run to run in buffers: truncated BPTT when
  * training, one long pass when evaluating or sampling. Also the model's
  * config as the JSON string a checkpoint carries, so `sample` and `eval`
- * rebuild the model from the checkpoint alone.
+ * rebuild the model from the checkpoint alone, and the config
+ * examples/forecast.c writes, which `export` reads.
  *
  * Not here: the training loop (train.c), the corpus (data.c).
  */
@@ -387,36 +388,125 @@ bool charlm_config_parse(charlm_config *c, const char *json, char *why, size_t w
     return true;
 }
 
-int charlm_config_load(charlm_config *c, const char *cmd, const char *path)
+char *cli_checkpoint_config(const char *cmd, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         cli_error(cmd, "cannot open checkpoint \"%s\": %s", path, strerror(errno));
-        return CLI_FAIL;
+        return NULL;
     }
     if (S_ISDIR(st.st_mode)) {
         cli_error(cmd, "checkpoint \"%s\" is a directory, not a .safetensors file", path);
-        return CLI_FAIL;
+        return NULL;
     }
     loom_ctx *ctx = loom_ctx_new(NULL);
     char *buf = malloc(CONFIG_MAX);
-    int rc = CLI_FAIL;
-    if (!ctx || !buf) {
+    bool ok = false;
+    if (!ctx || !buf)
         cli_error(cmd, "out of memory");
-    } else if (loom_checkpoint_config(ctx, path, buf, CONFIG_MAX) != LOOM_OK) {
+    else if (loom_checkpoint_config(ctx, path, buf, CONFIG_MAX) != LOOM_OK)
         cli_error(cmd, "cannot read checkpoint \"%s\": %s", path, loom_errmsg(ctx));
-    } else if (!buf[0]) {
+    else if (!buf[0])
         cli_error(cmd, "\"%s\" has no model config in its metadata: it was not written by loom train", path);
-    } else {
-        char why[256];
-        if (charlm_config_parse(c, buf, why, sizeof why))
-            rc = CLI_OK;
-        else
-            cli_error(cmd, "checkpoint \"%s\": %s", path, why);
-    }
-    free(buf);
+    else
+        ok = true;
     loom_ctx_free(ctx);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int charlm_config_load(charlm_config *c, const char *cmd, const char *path)
+{
+    char *json = cli_checkpoint_config(cmd, path);
+    if (!json)
+        return CLI_FAIL;
+    char why[256];
+    int rc = CLI_OK;
+    if (!charlm_config_parse(c, json, why, sizeof why)) {
+        cli_error(cmd, "checkpoint \"%s\": %s", path, why);
+        rc = CLI_FAIL;
+    }
+    free(json);
     return rc;
+}
+
+bool cli_config_model(const char *json, char *model, size_t size)
+{
+    jp p = { json };
+    model[0] = 0;
+    if (!jp_lit(&p, '{') || jp_lit(&p, '}'))
+        return false;
+    do {
+        char key[32];
+        if (!jp_string(&p, key, sizeof key) || !jp_lit(&p, ':'))
+            return false;
+        if (strcmp(key, "model") == 0)
+            return jp_string(&p, model, size);
+        if (!jp_skip(&p, 0))
+            return false;
+    } while (jp_lit(&p, ','));
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* The forecaster's config (examples/forecast.c)                      */
+/* ------------------------------------------------------------------ */
+
+bool forecast_config_parse(forecast_config *c, const char *json, char *why, size_t why_size)
+{
+    memset(c, 0, sizeof *c);
+    jp p = { json };
+    bool model = false, cell = false, mean = false, std = false, window = false, hidden = false;
+    if (!jp_lit(&p, '{'))
+        return WHY("the config is not a JSON object");
+    if (jp_lit(&p, '}'))
+        return WHY("the config is empty");
+    do {
+        char key[32];
+        if (!jp_string(&p, key, sizeof key) || !jp_lit(&p, ':'))
+            return WHY("the config is not valid JSON");
+        long long v = 0;
+        bool ok = true;
+        if (strcmp(key, "model") == 0) {
+            char m[32];
+            ok = model = jp_string(&p, m, sizeof m) && strcmp(m, FORECAST_MODEL) == 0;
+        } else if (strcmp(key, "cell") == 0) {
+            c->cell = jp_choice(&p, cli_model_names);
+            ok = cell = c->cell == CLI_MODEL_LSTM || c->cell == CLI_MODEL_GRU;
+        } else if (strcmp(key, "mean") == 0) {
+            ok = mean = jp_double(&p, &c->mean) && isfinite(c->mean);
+        } else if (strcmp(key, "std") == 0) {
+            ok = std = jp_double(&p, &c->std) && isfinite(c->std) && c->std > 0;
+        } else if (strcmp(key, "window") == 0) {
+            ok = window = jp_int(&p, 1, 1 << 16, &v);
+            c->window = v;
+        } else if (strcmp(key, "hidden") == 0) {
+            ok = hidden = jp_int(&p, 1, 1 << 16, &v);
+            c->hidden = v;
+        } else if (strcmp(key, "season") == 0) {
+            ok = jp_int(&p, 1, 1 << 16, &v);
+            c->season = v;
+        } else {
+            ok = jp_skip(&p, 0);
+        }
+        if (!ok)
+            return WHY("the config's \"%s\" is not valid%s", key,
+                       !strcmp(key, "cell") ? " (lstm or gru)" : !strcmp(key, "std") ? " (a number > 0)" : "");
+    } while (jp_lit(&p, ','));
+    if (!jp_lit(&p, '}'))
+        return WHY("the config is not valid JSON");
+    jp_ws(&p);
+    if (*p.s)
+        return WHY("the config has text after its end");
+    if (!model)
+        return WHY("the config is not a forecaster's (no \"model\": \"%s\")", FORECAST_MODEL);
+    if (!cell || !mean || !std || !window || !hidden)
+        return WHY("the config lacks \"%s\"",
+                   !cell ? "cell" : !mean ? "mean" : !std ? "std" : !window ? "window" : "hidden");
+    return true;
 }
 
 /* ------------------------------------------------------------------ */
