@@ -370,6 +370,9 @@ static void test_cli_bad_arguments_exit_2(void **state)
         { { "sample", ckpt, "--prime", "\x01" }, "--prime" },
         { { "eval", ckpt }, "--data" },
         { { "plot" }, "RUNDIR" },
+        { { "export", ckpt }, "-o DIR" },
+        { { "export", ckpt, "-o", "/tmp", "--name", "my model" }, "--name" },
+        { { "export", ckpt, "-o", "/tmp", "--main", "--batch", "2" }, "--batch" },
         { { "frobnicate" }, "frobnicate" },
     };
     for (size_t i = 0; i < TU_LEN(cases); i++) {
@@ -412,8 +415,9 @@ static void test_cli_broken_files_fail_cleanly(void **state)
         tc_result rs = LOOM("sample", p, "--length", "10");
         tc_result re = LOOM("eval", p, "--data", path_in("data.txt"));
         tc_result rt = LOOM("train", "--resume", p, "--steps", "50");
-        const tc_result *all[] = { &rs, &re, &rt };
-        for (int k = 0; k < 3; k++) {
+        tc_result rx = LOOM("export", p, "-o", path_in("never-made"));
+        const tc_result *all[] = { &rs, &re, &rt, &rx };
+        for (int k = 0; k < 4; k++) {
             if (all[k]->signaled || all[k]->status == 0)
                 fail_msg("%s: status %d%s", names[i], all[k]->status, all[k]->signaled ? " (a signal)" : "");
             if (!strstr(all[k]->err, names[i]))
@@ -424,6 +428,8 @@ static void test_cli_broken_files_fail_cleanly(void **state)
         tc_result_free(&rs);
         tc_result_free(&re);
         tc_result_free(&rt);
+        tc_result_free(&rx);
+        assert_false(exists(path_in("never-made"))); /* nothing written for a bad checkpoint */
     }
     tc_result r = LOOM("train", "--data", path_in("no-such.txt"));
     tc_expect_status(&r, 1, "train --data missing");
