@@ -22,8 +22,24 @@
 /* Files                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Appends the whole file to *buf (size *n, capacity *cap). errno on
- * failure. */
+/* Makes room for need bytes in *buf (capacity *cap), at least doubling
+ * it, so that appending file after file stays linear. */
+static bool reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap <= SIZE_MAX / 2 && *cap * 2 > need ? *cap * 2 : need;
+    uint8_t *nb = realloc(*buf, ncap);
+    if (!nb)
+        return false;
+    *buf = nb, *cap = ncap;
+    return true;
+}
+
+/* Appends the whole file to *buf (size *n, capacity *cap). The room made
+ * is the file's size as fstat says (a byte more, to see its end), not a
+ * doubling past it; a file that grows while read, or a pipe, grows the
+ * buffer as it goes. On failure *why says why. */
 static bool append_file(const char *path, uint8_t **buf, size_t *n, size_t *cap, const char **why)
 {
     FILE *f = fopen(path, "rb");
@@ -32,26 +48,26 @@ static bool append_file(const char *path, uint8_t **buf, size_t *n, size_t *cap,
         return false;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        *why = S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno);
+    bool dir = false;
+    if (fstat(fileno(f), &st) != 0 || (dir = S_ISDIR(st.st_mode))) {
+        *why = dir ? "it is a directory" : strerror(errno);
         fclose(f);
         return false;
     }
-    for (;;) {
-        if (*cap - *n < 65536) {
-            size_t ncap = *cap ? *cap * 2 : 1 << 20;
-            uint8_t *nb = realloc(*buf, ncap);
-            if (!nb) {
-                *why = "out of memory";
-                fclose(f);
-                return false;
-            }
-            *buf = nb, *cap = ncap;
-        }
+    size_t size = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0;
+    bool room = size < SIZE_MAX - *n && reserve(buf, cap, *n + size + 1);
+    while (room) {
+        if (*cap == *n && !(room = *n < SIZE_MAX - 65536 && reserve(buf, cap, *n + 65536)))
+            break;
         size_t got = fread(*buf + *n, 1, *cap - *n, f);
         *n += got;
         if (got == 0)
             break;
+    }
+    if (!room) {
+        *why = "out of memory";
+        fclose(f);
+        return false;
     }
     bool ok = !ferror(f);
     if (!ok)
