@@ -28,6 +28,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -154,6 +155,39 @@ static bool link_or_copy(const char *src, const char *dst)
         unlink(tmp);
     }
     return copy_file(src, dst);
+}
+
+/* Removes the temporaries that killed runs left in dir. loom_checkpoint_save
+ * writes "<checkpoint>.tmp.<pid>.<serial>" and renames it when whole; one
+ * whose process is gone will never be renamed, and each is as large as a
+ * checkpoint, so a job killed again and again would fill the disk. A
+ * temporary of a live process (another run writing here) is left alone.
+ * Returns how many were removed. */
+static int sweep_temporaries(const char *dir)
+{
+    static const char mark[] = ".safetensors.tmp.";
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *t = strstr(e->d_name, mark);
+        if (!t)
+            continue;
+        char *end;
+        long pid = strtol(t + sizeof mark - 1, &end, 10);
+        if (end == t + sizeof mark - 1 || *end != '.' || pid <= 0 || pid > INT_MAX || pid == (long)getpid())
+            continue;
+        const char *serial = end + 1;
+        strtoul(serial, &end, 10);
+        if (end == serial || *end || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* not ours, or its process lives (EPERM: another user's) */
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        removed += unlink(path) == 0;
+    }
+    closedir(d);
+    return removed;
 }
 
 /* ------------------------------------------------------------------ */
@@ -816,6 +850,10 @@ int cli_train(int argc, char **argv)
     }
     if ((rc = setup_models(&r, a.resume, (int)a.threads)) != CLI_OK)
         goto out;
+    int swept = sweep_temporaries(r.out);
+    if (swept)
+        printf("note: removed %d unfinished checkpoint temporar%s of killed runs from %s\n", swept,
+               swept > 1 ? "ies" : "y", r.out);
     r.step = r.start_step;
     if (!(r.log = log_open(r.out, r.start_step, a.resume != NULL, &r.time0)))
         cli_error(CMD, "cannot write \"%s\": %s (training goes on without a log)", lpath, strerror(errno));
