@@ -1460,9 +1460,9 @@ static void test_aot_cli_export_sampler(void **state)
         char up[64];
         for (size_t k = 0; k <= strlen(names[i]); k++)
             up[k] = (char)toupper((unsigned char)names[i][k]);
-        snprintf(decl + strlen(decl), sizeof decl - strlen(decl), "static float %s[CHARLM_BACKWARD_%s_COUNT];\n",
-                 names[i], up);
-        snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", names[i]);
+        snprintf(decl + strlen(decl), sizeof decl - strlen(decl),
+                 "static float %.63s[CHARLM_BACKWARD_%.63s_COUNT];\n", names[i], up);
+        snprintf(list + strlen(list), sizeof list - strlen(list), ", %.63s", names[i]);
         ngrads++;
     }
     assert_int_equal(ngrads, 1 + 8 + 2); /* the embedding, two LSTM layers, the head */
