@@ -142,19 +142,36 @@ static bool copy_file(const char *src, const char *dst)
     return ok;
 }
 
+/* Syncs the directory holding path, so a rename into it survives a power
+ * cut (best effort: some filesystems cannot sync a directory). */
+static void sync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 /* dst becomes the same file as src: a hard link put in place by rename
- * (atomic, no copy), or a copy where links are not to be had. */
+ * (atomic, no copy), or a copy where links are not to be had; then the
+ * directory is synced, as loom_checkpoint_save does for src. */
 static bool link_or_copy(const char *src, const char *dst)
 {
     char tmp[PATH_MAX + 160];
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
     unlink(tmp);
-    if (link(src, tmp) == 0) {
-        if (rename(tmp, dst) == 0)
-            return true;
+    bool ok = link(src, tmp) == 0 && rename(tmp, dst) == 0;
+    if (!ok) {
         unlink(tmp);
+        ok = copy_file(src, dst);
     }
-    return copy_file(src, dst);
+    if (ok)
+        sync_parent(dst);
+    return ok;
 }
 
 /* Removes the temporaries that killed runs left in dir. loom_checkpoint_save
