@@ -418,6 +418,17 @@ char *cli_checkpoint_config(const char *cmd, const char *path)
     return buf;
 }
 
+/* The bytes of the weight matrices a checkpoint of c holds at least: the
+ * embedding and the head (V, H), each layer's input and hidden matrices
+ * (gates H, H); biases aside. A double: a config may describe a model
+ * that no size_t counts. */
+static double charlm_weight_bytes(const charlm_config *c)
+{
+    static const double gates[CLI_MODEL_COUNT] = { 4, 3, 1 };
+    double V = c->vocab.size, H = (double)c->hidden;
+    return (double)sizeof(float) * (2 * V * H + 2 * (double)c->layers * gates[c->model] * H * H);
+}
+
 int charlm_config_load(charlm_config *c, const char *cmd, const char *path)
 {
     char *json = cli_checkpoint_config(cmd, path);
@@ -425,8 +436,16 @@ int charlm_config_load(charlm_config *c, const char *cmd, const char *path)
         return CLI_FAIL;
     char why[256];
     int rc = CLI_OK;
+    struct stat st;
     if (!charlm_config_parse(c, json, why, sizeof why)) {
         cli_error(cmd, "checkpoint \"%s\": %s", path, why);
+        rc = CLI_FAIL;
+    } else if (stat(path, &st) == 0 && charlm_weight_bytes(c) > (double)st.st_size) {
+        /* checked before the model is built: a damaged config must not
+         * make a command allocate and initialise gigabytes for a file of
+         * kilobytes before the load finds the weights missing */
+        cli_error(cmd, "checkpoint \"%s\": its config describes a model of %.0f bytes of weights, more than the "
+                  "file's %lld bytes (a damaged config?)", path, charlm_weight_bytes(c), (long long)st.st_size);
         rc = CLI_FAIL;
     }
     free(json);

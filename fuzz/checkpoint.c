@@ -8,13 +8,15 @@
  *   - as a JSON text: json_parse; a parsed document is written back with
  *     json.h's writers and parsed again, and must come back the same;
  *   - as a checkpoint file: loom_checkpoint_config (and the config it
- *     returns through charlm_config_parse, as `loom sample` does), then
+ *     returns through the commands' config readers, and charlm_open, which
+ *     builds the model a config describes and loads the weights into it,
+ *     as `loom sample` does), then
  *     loom_checkpoint_load into the tiny model of tiny.h with the flags
  *     loom's programs use (a resumed run: strict with the optimizer, or
  *     missing and unexpected allowed; sampling: unexpected allowed, no
  *     optimizer). A failed load must leave every parameter and the
  *     optimizer's step as they were (loom.h promises it);
- *   - as a config string: charlm_config_parse.
+ *   - as a config string: the commands' config readers (cli/model.c).
  */
 #include "fuzz.h"
 
@@ -177,6 +179,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* A checkpoint's config as the commands read it: which model it is for
+ * (`loom export`), then as a character model's or a forecaster's. */
+static void parse_configs(const char *json)
+{
+    char model[64], why[256];
+    charlm_config cc;
+    forecast_config fc;
+    if (cli_config_model(json, model, sizeof model))
+        FZ_CHECK(strlen(model) < sizeof model, "cli_config_model");
+    if (charlm_config_parse(&cc, json, why, sizeof why))
+        FZ_CHECK(cc.vocab.size >= 1 && cc.vocab.size <= 256 && cc.hidden >= 1 && cc.layers >= 1 && cc.model >= 0 &&
+                     cc.model < CLI_MODEL_COUNT,
+                 "charlm_config_parse accepted a model it cannot build");
+    else
+        FZ_CHECK(why[0], "charlm_config_parse failed without a reason");
+    if (forecast_config_parse(&fc, json, why, sizeof why))
+        FZ_CHECK(fc.window >= 1 && fc.hidden >= 1 && fc.std > 0, "forecast_config_parse accepted a bad config");
+    else
+        FZ_CHECK(why[0], "forecast_config_parse failed without a reason");
+}
+
 static void check_failure(loom_ctx *ctx, loom_code c, const char *what)
 {
     FZ_CHECK(c == LOOM_ERR_FORMAT || c == LOOM_ERR_IO || c == LOOM_ERR_ARG || c == LOOM_ERR_NOMEM,
@@ -198,8 +221,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     loom_code c = loom_checkpoint_config(ctx, path, config, sizeof config);
     if (c == LOOM_OK) {
         FZ_CHECK(memchr(config, 0, sizeof config) != NULL, "the config is not NUL-terminated");
-        if (config[0])
-            (void)charlm_config_parse(&cfg, config, why, sizeof why);
+        parse_configs(config);
+        /* as `loom sample` and `loom eval` open a checkpoint: its config
+         * builds the model the weights are then loaded into */
+        if (config[0] && charlm_config_parse(&cfg, config, why, sizeof why)) {
+            charlm m;
+            if (charlm_open(&m, path, 1, "fuzz") == CLI_OK)
+                charlm_free(&m);
+        }
     } else {
         check_failure(ctx, c, "loom_checkpoint_config");
     }
@@ -227,6 +256,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size < sizeof text - 1 ? size : sizeof text - 1;
     memcpy(text, data, n);
     text[n] = 0;
-    (void)charlm_config_parse(&cfg, text, why, sizeof why);
+    parse_configs(text);
     return 0;
 }
