@@ -7,25 +7,27 @@
 #include "common.h"
 
 /* Field k (0-based) of a comma-separated line, copied without spaces or
- * quotes into buf; false if the line has fewer fields. */
-static bool csv_field(const char *line, long k, char *buf, size_t size)
+ * quotes into buf (cut to size - 1 bytes); its length before the cut, or
+ * -1 if the line has fewer fields. */
+static long csv_field(const char *line, long k, char *buf, size_t size)
 {
     for (long i = 0; i < k; i++) {
         line += strcspn(line, ",\n");
         if (*line != ',')
-            return false;
+            return -1;
         line++;
     }
-    size_t n = strcspn(line, ",\r\n");
+    size_t n = strcspn(line, ",\r\n"), len;
     while (n > 0 && (*line == ' ' || *line == '\t' || *line == '"'))
         line++, n--;
     while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '"'))
         n--;
+    len = n;
     if (n >= size)
         n = size - 1;
     memcpy(buf, line, n);
     buf[n] = 0;
-    return true;
+    return (long)len;
 }
 
 static bool is_number(const char *s, double *x)
@@ -41,23 +43,36 @@ double *ex_csv_column(const char *prog, const char *path, const char *column, lo
     char *text = ex_read_file(prog, path, &size);
     if (!text)
         return NULL;
+    /* the reading stops at a NUL: a file holding one is not text (UTF-16,
+     * say), and its values past the NUL would be dropped unseen */
+    const char *nul = memchr(text, 0, size);
+    if (nul) {
+        long at = 1;
+        for (const char *c = text; c < nul; c++)
+            at += *c == '\n';
+        fprintf(stderr, "%s: %s:%ld: a NUL byte: not a text file\n", prog, path, at);
+        free(text);
+        return NULL;
+    }
     char *end;
     long col = strtol(column, &end, 10);
     bool by_name = end == column || *end || col < 0;
     double *y = NULL;
     long count = 0, cap = 0, lineno = 0;
     char field[256];
-    bool ok = true;
+    bool ok = true, first = true;
     for (char *line = text; ok && *line; line += strcspn(line, "\n"), line += *line == '\n') {
         lineno++;
         if (line[strspn(line, " \t\r")] == '\n' || line[strspn(line, " \t\r")] == 0)
             continue; /* blank */
-        if (lineno == 1) { /* a header, if the column's field is not a number */
+        if (first) { /* a header, if the column's field is not a number */
+            first = false;
             double x;
             if (by_name) {
                 col = -1;
-                for (long k = 0; csv_field(line, k, field, sizeof field); k++)
-                    if (!strcmp(field, column)) {
+                long len;
+                for (long k = 0; (len = csv_field(line, k, field, sizeof field)) >= 0; k++)
+                    if (len < (long)sizeof field && !strcmp(field, column)) {
                         col = k;
                         break;
                     }
@@ -67,13 +82,15 @@ double *ex_csv_column(const char *prog, const char *path, const char *column, lo
                 }
                 continue;
             }
-            if (csv_field(line, col, field, sizeof field) && !is_number(field, &x))
+            long len = csv_field(line, col, field, sizeof field);
+            if (len >= 0 && (len >= (long)sizeof field || !is_number(field, &x)))
                 continue;
         }
         double x;
-        if (!csv_field(line, col, field, sizeof field) || !is_number(field, &x)) {
-            fprintf(stderr, "%s: %s:%ld: column %s is \"%s\", not a number\n", prog, path, lineno, column,
-                    csv_field(line, col, field, sizeof field) ? field : "(missing)");
+        long len = csv_field(line, col, field, sizeof field);
+        if (len < 0 || len >= (long)sizeof field || !is_number(field, &x)) {
+            fprintf(stderr, "%s: %s:%ld: column %s is \"%s%s\", not a number\n", prog, path, lineno, column,
+                    len >= 0 ? field : "(missing)", len >= (long)sizeof field ? "..." : "");
             ok = false;
             break;
         }

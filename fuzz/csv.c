@@ -6,7 +6,8 @@
  * The input: the --column value, a NUL, then the file's bytes (which may
  * hold NULs of their own). Without a NUL the column is "0" and the whole
  * input is the file. Checked: a result has at least one value, every
- * value finite, and no more values than the file has lines.
+ * value finite, no more values than the file has lines, and no result
+ * from a file with a NUL byte (the reader would stop there).
  */
 #include <math.h>
 
@@ -30,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n_file; i++)
             lines += file[i] == '\n';
         FZ_CHECK(n >= 1 && (size_t)n <= lines, "%ld values from %zu lines", n, lines);
+        FZ_CHECK(!memchr(file, 0, n_file), "values from a file with a NUL byte (the rest unread)");
         for (long i = 0; i < n; i++)
             FZ_CHECK(isfinite(y[i]), "value %ld is %g", i, y[i]);
     }
