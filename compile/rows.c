@@ -178,11 +178,13 @@ static bool make_sub(lm_mem *m, const kernel *k, int64_t R, const uint32_t *map,
     out->space = split_space(k, R);
     bool split = out->space.rank != k->space.rank;
     out->reduce_mask = split ? k->reduce_mask << 1 : k->reduce_mask;
+    /* the sizes plan_kernel_free gives back: every array at least one */
     out->arg_dtype = lm_alloc(m, 1);
-    out->code = lm_alloc(m, (k->ncode + 1) * sizeof *out->code);
-    out->strides = lm_zalloc(m, ((size_t)k->nviews + 1) * LOOM_MAX_RANK * sizeof *out->strides);
+    out->code = lm_alloc(m, (k->ncode ? k->ncode : 1) * sizeof *out->code);
+    out->strides = lm_zalloc(m, (k->nviews ? k->nviews : 1) * LOOM_MAX_RANK * sizeof *out->strides);
     if (!out->arg_dtype || !out->code || !out->strides) {
         plan_kernel_free(m, out);
+        *out = (kernel){ 0 }; /* the chain frees its subs again */
         return false;
     }
     memcpy(out->code, k->code, k->ncode * sizeof *out->code);
@@ -230,14 +232,13 @@ static bool emit_chain(rows *w, size_t at)
             map[a] = j;
         }
         if (!make_sub(m, k, w->R, map, &ch.subs[i])) {
-            ch.nsubs = (uint32_t)i;
-            plan_kernel_free(m, &ch);
+            plan_kernel_free(m, &ch); /* the subs not made yet are zero */
             return false;
         }
     }
     ch.nargs = na;
-    ch.arg_dtype = lm_alloc(m, na + 1);
-    ch.arg_shared = lm_zalloc(m, na + 1);
+    ch.arg_dtype = lm_alloc(m, na ? na : 1); /* plan_kernel_free's sizes */
+    ch.arg_shared = lm_zalloc(m, na ? na : 1);
     ch.code = lm_alloc(m, sizeof *ch.code);
     ch.strides = lm_alloc(m, LOOM_MAX_RANK * sizeof *ch.strides);
     if (!ch.arg_dtype || !ch.arg_shared || !ch.code || !ch.strides) {

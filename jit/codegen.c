@@ -807,20 +807,19 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
         ncode = LM_MAX(ncode, (size_t)k->subs[i].ncode);
         nviews = LM_MAX(nviews, (size_t)k->subs[i].nviews);
     }
+    /* the body: internal, over noalias pointers, inlined into the entry */
+    uint32_t na = k->nargs;
     c.ptr = lm_zalloc(&mem, (k->nargs + 1) * sizeof *c.ptr);
     c.vals = lm_zalloc(&mem, (ncode + 1) * sizeof *c.vals);
     c.rowoff = lm_zalloc(&mem, (nviews + 1) * sizeof *c.rowoff);
-    if (!c.ptr || !c.vals || !c.rowoff) {
+    LLVMTypeRef *pt = lm_alloc(&mem, (na + 3) * sizeof *pt);
+    if (!c.ptr || !c.vals || !c.rowoff || !pt) {
         lm_free(&mem, c.ptr, (k->nargs + 1) * sizeof *c.ptr);
         lm_free(&mem, c.vals, (ncode + 1) * sizeof *c.vals);
         lm_free(&mem, c.rowoff, (nviews + 1) * sizeof *c.rowoff);
+        lm_free(&mem, pt, (na + 3) * sizeof *pt);
         return e->err->code;
     }
-    /* the body: internal, over noalias pointers, inlined into the entry */
-    uint32_t na = k->nargs;
-    LLVMTypeRef *pt = lm_alloc(&mem, (na + 3) * sizeof *pt);
-    if (!pt)
-        return e->err->code;
     for (uint32_t i = 0; i < na; i++)
         pt[i] = jit_ptr(e);
     pt[na] = jit_i64(e);

@@ -16,6 +16,8 @@
 typedef struct centry {
     uint64_t key[2];
     jit_kinfo info;
+    uint64_t call; /* the jit_plan call that reserved it: a slot still without code from an
+                      earlier call (which failed) is compiled again */
 } centry;
 
 struct jit {
@@ -25,6 +27,7 @@ struct jit {
     uint64_t fingerprint[2];
     centry *tab; /* open addressing; key {0, 0} is empty */
     size_t ntab, cap;
+    uint64_t calls; /* of jit_plan */
     jit_stats stats;
 };
 
@@ -117,28 +120,6 @@ static bool cache_grow(jit *j, size_t need)
     return true;
 }
 
-/* After a failed compile: forget the slots reserved for kernels that
- * have no code, so a later request tries again. */
-static void cache_drop_incomplete(jit *j)
-{
-    centry *old = j->tab;
-    size_t cap = j->cap;
-    centry *t = lm_zalloc(&j->mem, cap * sizeof *t);
-    if (!t) { /* keep the table; mark nothing: the error is recorded */
-        return;
-    }
-    j->tab = t;
-    j->ntab = 0;
-    for (size_t i = 0; i < cap; i++) {
-        if (!old[i].key[0] || !old[i].info.fn)
-            continue;
-        bool found;
-        *cache_find(j, old[i].key, &found) = old[i];
-        j->ntab++;
-    }
-    lm_free(&j->mem, old, cap * sizeof *old);
-}
-
 static void symbol(const uint64_t key[2], char *buf, size_t size)
 {
     snprintf(buf, size, "loom_k%016llx%016llx", (unsigned long long)key[1], (unsigned long long)key[0]);
@@ -156,6 +137,7 @@ loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
     uint32_t *pending = lm_alloc(&j->mem, (p->nkernels + 1) * sizeof *pending);
     if (!pending)
         return j->err->code;
+    j->calls++;
     char name[64];
     for (size_t i = 0; i < p->nkernels; i++) {
         uint64_t key[2];
@@ -163,8 +145,8 @@ loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
         bool found;
         centry *ce = cache_find(j, key, &found);
         j->stats.requested++;
-        if (found) {
-            out[i] = ce->info;
+        if (found && (ce->info.fn || ce->call == j->calls)) {
+            out[i] = ce->info; /* compiled, or pending in this call */
             j->stats.hits++;
             continue;
         }
@@ -181,7 +163,8 @@ loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
         ce->key[1] = key[1];
         ce->info = out[i];
         ce->info.fn = NULL;
-        j->ntab++;
+        ce->call = j->calls;
+        j->ntab += !found;
         pending[missing++] = (uint32_t)i;
     }
     loom_code c = LOOM_OK;
@@ -202,8 +185,6 @@ loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
             cache_find(j, key, &found)->info = out[i];
             j->stats.compiled++;
         }
-        if (c != LOOM_OK)
-            cache_drop_incomplete(j);
     }
     /* kernels found in the cache in this same call may have been pending */
     for (size_t i = 0; i < p->nkernels && c == LOOM_OK; i++)

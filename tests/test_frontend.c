@@ -1153,6 +1153,185 @@ static void test_alloc_failed_run_commits_nothing(void **state)
                  failed, report);
 }
 
+/* A whole training step on the JIT: the model built (an LSTM and a
+ * head), its tape recorded, an Adam step compiled and run, a checkpoint
+ * saved, a second step, the checkpoint loaded back. Every allocation
+ * request of it is made to fail, in a child forked at that request (the
+ * parent's prefix of the work is shared, so each case costs only what
+ * follows its failure). */
+typedef struct train_out {
+    double loss[2];
+    float head[4 * 6];
+} train_out;
+
+typedef struct train_model {
+    loom_rnn *rnn;
+    loom_linear head;
+    loom_optimizer *opt;
+} train_model;
+
+static void train_model_free(train_model *m)
+{
+    loom_optimizer_free(m->opt);
+    loom_rnn_free(m->rnn);
+    memset(m, 0, sizeof *m);
+}
+
+static loom_code train_build(loom_ctx *ctx, train_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->rnn = loom_rnn_new(ctx, "rnn", &(loom_rnn_config){ .mode = LOOM_LSTM, .input_size = 3, .hidden_size = 6 });
+    loom_linear_init(ctx, &m->head, "head", 6, 4, true, LOOM_F32);
+    m->opt = loom_optimizer_new(ctx, &(loom_optim_config){ .kind = LOOM_OPT_ADAM, .lr = 0.01, .clip_norm = 1 });
+    return loom_status(ctx);
+}
+
+static loom_code train_steps(loom_ctx *ctx, train_model *m, const char *ckpt, train_out *o)
+{
+    static float x0[5 * 2 * 3];
+    static const int32_t y0[10] = { 0, 1, 2, 3, 0, 1, 2, 3, 3, 2 };
+    for (int i = 0; i < 30; i++)
+        x0[i] = 0.1f * (float)(i % 7) - 0.3f;
+    loom_t x = loom_input(ctx, "x", LOOM_F32, LOOM_SHAPE(5, 2, 3)), y = loom_input(ctx, "y", LOOM_I32, LOOM_SHAPE(10));
+    loom_t out;
+    loom_rnn_forward(ctx, m->rnn, x, NULL, LOOM_NULL, true, &out, NULL);
+    loom_t logits = loom_linear_forward(ctx, &m->head, loom_reshape(ctx, out, LOOM_SHAPE(10, 6)));
+    loom_t loss = loom_cross_entropy(ctx, logits, y);
+    loom_optimizer_attach(ctx, m->opt, loss);
+    loom_feed(ctx, x, x0, sizeof x0);
+    loom_feed(ctx, y, y0, sizeof y0);
+    if (loom_optimizer_step(ctx, m->opt, 1, &loss) != LOOM_OK)
+        return loom_status(ctx);
+    o->loss[0] = loom_item(ctx, loss);
+    if (loom_checkpoint_save(ctx, ckpt, m->opt, "{\"model\": \"test\"}") != LOOM_OK ||
+        loom_optimizer_step(ctx, m->opt, 1, &loss) != LOOM_OK)
+        return loom_status(ctx);
+    o->loss[1] = loom_item(ctx, loss);
+    if (loom_checkpoint_load(ctx, ckpt, m->opt, 0) != LOOM_OK)
+        return loom_status(ctx);
+    loom_read(ctx, m->head.weight, o->head, sizeof o->head);
+    return loom_status(ctx);
+}
+
+typedef struct forking {
+    counting c;
+    bool child;         /* this process is a case */
+    bool one_shot;      /* cases fail their request only (else every later one too) */
+    long every;         /* fork at requests divisible by this */
+    int *rc;            /* parent: each request's case result, -2 when not forked */
+    size_t rc_cap;
+    char ckpt[96];      /* the checkpoint's path; a child writes its own */
+} forking;
+
+/* The counting allocator, which in the parent forks a case at each
+ * request it reaches: the child fails that request, the parent waits for
+ * it and goes on without a failure. */
+static void *forking_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    forking *f = ud;
+    long k = (long)f->c.calls;
+    if (nsize && !f->child && (size_t)k < f->rc_cap && k % f->every == 0) {
+        pid_t pid = fork_child();
+        if (pid == 0) {
+            f->child = true;
+            f->c.fail_at = k;
+            f->c.one_shot = f->one_shot;
+            strcat(f->ckpt, ".case");
+        } else {
+            f->rc[k] = wait_child(pid);
+        }
+    }
+    return counting_alloc(&f->c, ptr, osize, nsize);
+}
+
+/* Runs the step with f's allocator; in a case's child it never returns.
+ * Exit codes: 0 NOMEM reported, the context freed clean (and, after a
+ * one-shot failure, usable again: a new tape trains); 9 no failure seen
+ * (absorbed, or past the end) and the results are the reference's; 1 a
+ * leak; 2 a wrong old size; 3 a wrong result; 4 an error other than
+ * NOMEM; 5 no recovery after a one-shot failure. */
+static loom_code forked_training(forking *f, const train_out *ref, train_out *o)
+{
+    memset(o, 0, sizeof *o);
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .alloc = forking_alloc, .alloc_ud = f, .threads = 1, .seed = 3 });
+    train_model m = { 0 };
+    loom_code c = !ctx ? LOOM_ERR_NOMEM : train_build(ctx, &m);
+    if (c == LOOM_OK)
+        c = train_steps(ctx, &m, f->ckpt, o);
+    if (!f->child) {
+        train_model_free(&m);
+        loom_ctx_free(ctx);
+        return c;
+    }
+    int rc = c == LOOM_OK ? (memcmp(o, ref, sizeof *o) ? 3 : 9) : c != LOOM_ERR_NOMEM ? 4 : 0;
+    if (rc == 0 && f->one_shot && m.rnn && m.opt && !loom_is_null(m.head.bias)) {
+        /* the model is whole: the context must train on */
+        loom_clear_error(ctx);
+        loom_reset(ctx);
+        train_out again;
+        rc = train_steps(ctx, &m, f->ckpt, &again) == LOOM_OK && isfinite(again.loss[1]) ? 0 : 5;
+    }
+    train_model_free(&m);
+    loom_ctx_free(ctx);
+    if ((rc == 0 || rc == 9) && f->c.bad_osize)
+        rc = 2;
+    if ((rc == 0 || rc == 9) && (f->c.live_bytes || f->c.live_blocks))
+        rc = 1;
+    _exit(rc);
+}
+
+static void test_alloc_failure_whole_training_step_jit(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/loom-nomem-XXXXXX", ckpt[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(ckpt, sizeof ckpt, "%s/step.safetensors", dir);
+    /* the reference run, counting its requests */
+    train_out ref, o;
+    forking f = { .c = { .fail_at = -1 }, .every = 1 };
+    strcpy(f.ckpt, ckpt);
+    assert_int_equal(forked_training(&f, NULL, &ref), LOOM_OK);
+    assert_true(isfinite(ref.loss[0]) && ref.loss[1] < ref.loss[0]);
+    size_t total = f.c.calls;
+    int *rc = malloc((total + 1) * sizeof *rc);
+    assert_non_null(rc);
+    char report[2048] = "";
+    size_t used = 0;
+    long cases = 0, nomem = 0, bad = 0;
+    /* every request fails for good; every 24th once, and the context
+     * must then train on (each of those compiles the plan again) */
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t i = 0; i <= total; i++)
+            rc[i] = -2;
+        f = (forking){ .c = { .fail_at = -1 }, .one_shot = mode == 1, .every = mode == 1 ? 24 : 1, .rc = rc,
+                       .rc_cap = total + 1 };
+        strcpy(f.ckpt, ckpt);
+        assert_int_equal(forked_training(&f, &ref, &o), LOOM_OK);
+        assert_memory_equal(&o, &ref, sizeof o); /* the parent saw no failure */
+        for (size_t i = 0; i < total; i++) {
+            if (rc[i] == -2)
+                continue;
+            cases++;
+            nomem += rc[i] == 0;
+            if (rc[i] == 0 || rc[i] == 9 || bad++ >= 12 || used >= sizeof report)
+                continue;
+            used += (size_t)snprintf(report + used, sizeof report - used, "\n  %s failure of request %zu: %s %d",
+                                     mode ? "one-shot" : "persistent", i, rc[i] >= 100 ? "signal" : "exit code",
+                                     rc[i] >= 100 ? rc[i] - 100 : rc[i]);
+        }
+    }
+    free(rc);
+    unlink(ckpt);
+    strcat(ckpt, ".case");
+    unlink(ckpt);
+    rmdir(dir);
+    print_message("alloc failure, whole JIT training step: %zu requests, %ld cases, %ld reported NOMEM\n", total,
+                  cases, nomem);
+    if (bad)
+        fail_msg("%ld of %ld failure-injection cases did not end cleanly:%s", bad, cases, report);
+    assert_true(nomem * 10 >= cases * 9);
+}
+
 /* After loom_reset fails for want of memory the context must stay safe to
  * print, to clear and build on, to run. Each use runs in its own child,
  * so a crash names the use. */
@@ -1314,6 +1493,7 @@ int main(void)
         C(cse_same_expression_same_handle), C(cse_unrolled_loop_grows_linearly),
         P(alloc_counting_sees_everything), P(alloc_failure_never_crashes_or_leaks),
         P(alloc_failed_run_commits_nothing), P(alloc_context_usable_after_failed_reset),
+        P(alloc_failure_whole_training_step_jit),
         C(shape_macros), P(shape_numel_equal_str), C(shape_dtype_and_code_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
