@@ -101,6 +101,7 @@ typedef struct loom_shape {
 /* LOOM_AXES(0, 2) expands to the two arguments `2, (const int[]){0, 2}`. */
 #define LOOM_AXES(...) LOOM_NARGS_(__VA_ARGS__), ((const int[]){ __VA_ARGS__ })
 
+/* -1, and false, for a rank outside [0, LOOM_MAX_RANK] (not a shape). */
 int64_t loom_shape_numel(loom_shape s);
 bool loom_shape_equal(loom_shape a, loom_shape b);
 /* Writes "f32[32,128]" style text (dtype omitted when dt < 0). Returns buf. */

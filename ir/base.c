@@ -241,6 +241,8 @@ size_t loom_dtype_size(loom_dtype dt)
 
 int64_t loom_shape_numel(loom_shape s)
 {
+    if (s.rank < 0 || s.rank > LOOM_MAX_RANK)
+        return -1; /* not a shape: no count, and no reading past d[] */
     int64_t n = 1;
     for (int i = 0; i < s.rank; i++)
         n *= s.d[i];
@@ -249,7 +251,7 @@ int64_t loom_shape_numel(loom_shape s)
 
 bool loom_shape_equal(loom_shape a, loom_shape b)
 {
-    if (a.rank != b.rank)
+    if (a.rank != b.rank || a.rank < 0 || a.rank > LOOM_MAX_RANK)
         return false;
     for (int i = 0; i < a.rank; i++)
         if (a.d[i] != b.d[i])
