@@ -69,6 +69,10 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
                 o.checkpoint_every);
     else
         ctx->checkpoint_every = o.checkpoint_every;
+    if (o.threads < 0 || o.threads > 1024)
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "threads is %d; it must be in [1, 1024] (0: the default)", o.threads);
+    if ((unsigned)o.backend > LOOM_BACKEND_REFERENCE)
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "backend %d is not a loom_backend", (int)o.backend);
     return ctx;
 }
 
@@ -148,7 +152,33 @@ loom_code fe_fail(loom_ctx *ctx, loom_code code, const char *fn, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return lm_fail(&ctx->err, code, "%s: %s", fn, msg);
+    lm_fail(&ctx->err, code, "%s: %s", fn, msg);
+    return ctx->err.code; /* the first error, if there was one already */
+}
+
+void fe_name_error(loom_ctx *ctx, const char *fn)
+{
+    size_t n = strlen(fn);
+    char *msg = ctx->err.msg;
+    if (!loom_failed(ctx) || (strncmp(msg, fn, n) == 0 && msg[n] == ':'))
+        return;
+    if (n + 3 >= LM_ERRMSG_SIZE)
+        return;
+    /* "fn: " in front, the old message cut at the end if need be */
+    size_t len = strlen(msg), keep = LM_MIN(len, LM_ERRMSG_SIZE - 1 - (n + 2));
+    memmove(msg + n + 2, msg, keep);
+    msg[n + 2 + keep] = 0;
+    memcpy(msg, fn, n);
+    msg[n] = ':';
+    msg[n + 1] = ' ';
+}
+
+loom_t fe_named(loom_ctx *ctx, const char *fn, loom_t result)
+{
+    if (!loom_failed(ctx))
+        return result;
+    fe_name_error(ctx, fn);
+    return LOOM_NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -165,26 +195,33 @@ long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn)
     return (long)t.id - 1;
 }
 
-ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg)
+ir_id fe_node_as(loom_ctx *ctx, loom_t t, const char *fn, const char *what)
 {
     if (t.id == 0) {
-        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "operand %d is a null handle", arg);
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "%s is a null handle", what);
         return 0;
     }
     if (t.tag & FE_PARAM_TAG) {
         if ((t.tag & ~FE_PARAM_TAG) != ctx->serial || t.id > ctx->nparams) {
-            fe_fail(ctx, LOOM_ERR_HANDLE, fn, "operand %d is a parameter of another context", arg);
+            fe_fail(ctx, LOOM_ERR_HANDLE, fn, "%s is a parameter of another context", what);
             return 0;
         }
         const fe_param *p = &ctx->params[t.id - 1];
         return op_param(ctx->g, p->dtype, p->shape, t.id - 1);
     }
     if (t.tag != ctx->tape_tag || !ir_valid(ctx->g, t.id)) {
-        fe_fail(ctx, LOOM_ERR_HANDLE, fn,
-                "operand %d is a stale or foreign handle (from before loom_reset or another context)", arg);
+        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "%s is a stale or foreign handle (from before loom_reset or another context)",
+                what);
         return 0;
     }
     return t.id;
+}
+
+ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg)
+{
+    char what[32];
+    snprintf(what, sizeof what, "operand %d", arg);
+    return fe_node_as(ctx, t, fn, what);
 }
 
 loom_t fe_handle(loom_ctx *ctx, ir_id n)
@@ -399,16 +436,20 @@ static const char *node_label(void *ud, const ir_graph *g, ir_id n)
 
 loom_code loom_print_graph(loom_ctx *ctx, FILE *out)
 {
-    if (!ctx || !out)
+    if (!ctx)
         return LOOM_ERR_ARG;
+    if (!out)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "no output stream (NULL)");
     ir_print(ctx->g, out, node_label, ctx);
     return ferror(out) ? LOOM_ERR_IO : LOOM_OK;
 }
 
 loom_code loom_write_dot(loom_ctx *ctx, FILE *out)
 {
-    if (!ctx || !out)
+    if (!ctx)
         return LOOM_ERR_ARG;
+    if (!out)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "no output stream (NULL)");
     ir_write_dot(ctx->g, out, node_label, ctx);
     return ferror(out) ? LOOM_ERR_IO : LOOM_OK;
 }

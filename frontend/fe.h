@@ -105,6 +105,9 @@ enum { FE_PARAM_TAG = 0x80000000u };
 /* The node of handle t on the current tape (parameters get their node
  * here), or 0 with an error naming fn and the argument. */
 ir_id fe_node(loom_ctx *ctx, loom_t t, const char *fn, int arg);
+/* fe_node for an argument the message calls what ("the input", "weight
+ * w_hh") rather than "operand <arg>". */
+ir_id fe_node_as(loom_ctx *ctx, loom_t t, const char *fn, const char *what);
 /* The roots of a run: the nodes of outputs[0..n), then, with commit, the
  * tape's assignments; roots holds n + ctx->nassigns. Names a bad handle. */
 loom_code fe_roots(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, const char *fn, ir_id *roots);
@@ -112,8 +115,17 @@ loom_code fe_roots(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, con
 long fe_param_index(loom_ctx *ctx, loom_t t, const char *fn);
 /* A handle for node n of the current tape (null for 0). */
 loom_t fe_handle(loom_ctx *ctx, ir_id n);
-/* Records an error on the context, prefixed with fn. */
+/* Records an error on the context, prefixed with fn; returns the code
+ * the context holds (an earlier error stays the first). */
 loom_code fe_fail(loom_ctx *ctx, loom_code code, const char *fn, const char *fmt, ...) LM_PRINTF(4, 5);
+/* For public functions made of other public calls, which return with the
+ * error of the call that failed: prefixes its message with fn (unless it
+ * names fn already), so "loom_mse: loom_sub: shapes f32[2,3] and f32[3,2]
+ * do not broadcast" says which call of the caller's it was. Only for an
+ * error that arose within fn: call it only when ctx had none on entry. */
+void fe_name_error(loom_ctx *ctx, const char *fn);
+/* fe_name_error, then result, or null if ctx failed. */
+loom_t fe_named(loom_ctx *ctx, const char *fn, loom_t result);
 /* Normalises a possibly negative axis of a tensor of shape s and dtype dt
  * (named in the message), or -1 with an error. */
 int fe_axis(loom_ctx *ctx, int axis, loom_shape s, int dt, const char *fn);
