@@ -20,6 +20,31 @@ static const char *join_name(char *buf, size_t size, const char *prefix, const c
     return buf;
 }
 
+/* The checks every module's init shares: a context without an error, a
+ * module to fill, float weights. */
+static loom_code init_args(loom_ctx *ctx, const void *m, loom_dtype dt, const char *fn)
+{
+    if (!ctx)
+        return LOOM_ERR_HANDLE;
+    if (loom_failed(ctx))
+        return ctx->err.code;
+    if (!m)
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "no module (NULL) to initialise");
+    if (!fe_check_dtype(ctx, dt, fn))
+        return ctx->err.code;
+    if (dt == LOOM_I32)
+        return fe_fail(ctx, LOOM_ERR_DTYPE, fn, "weights are f32 or f64, not i32");
+    return LOOM_OK;
+}
+
+/* What an init returns: the error of a parameter it made (a name taken)
+ * named as the init's. */
+static loom_code init_done(loom_ctx *ctx, const char *fn)
+{
+    fe_name_error(ctx, fn);
+    return ctx->err.code;
+}
+
 /* A parameter initialised U(-bound, bound). */
 static loom_t uniform_param(loom_ctx *ctx, const char *prefix, const char *name, loom_dtype dt, loom_shape s,
                             double bound)
@@ -38,10 +63,9 @@ static loom_t uniform_param(loom_ctx *ctx, const char *prefix, const char *name,
 loom_code loom_linear_init(loom_ctx *ctx, loom_linear *m, const char *prefix, int64_t in, int64_t out, bool bias,
                            loom_dtype dt)
 {
-    if (!ctx || !m)
-        return LOOM_ERR_ARG;
-    if (loom_failed(ctx))
-        return ctx->err.code;
+    loom_code c = init_args(ctx, m, dt, __func__);
+    if (c != LOOM_OK)
+        return c;
     *m = (loom_linear){ LOOM_NULL, LOOM_NULL };
     if (in <= 0 || out <= 0)
         return fe_fail(ctx, LOOM_ERR_ARG, __func__, "sizes %lld -> %lld must be positive", (long long)in,
@@ -51,7 +75,7 @@ loom_code loom_linear_init(loom_ctx *ctx, loom_linear *m, const char *prefix, in
     m->weight = uniform_param(ctx, prefix, "weight", dt, LOOM_SHAPE(out, in), bound);
     if (bias)
         m->bias = uniform_param(ctx, prefix, "bias", dt, LOOM_SHAPE(out), bound);
-    return ctx->err.code;
+    return init_done(ctx, __func__);
 }
 
 loom_t loom_linear_forward(loom_ctx *ctx, const loom_linear *m, loom_t x)
@@ -67,16 +91,15 @@ loom_t loom_linear_forward(loom_ctx *ctx, const loom_linear *m, loom_t x)
     y = loom_is_null(m->bias) ? y : loom_add(ctx, y, m->bias);
     if (scoped)
         loom_scope_end(ctx);
-    return y;
+    return fe_named(ctx, __func__, y);
 }
 
 loom_code loom_embedding_init(loom_ctx *ctx, loom_embedding *m, const char *prefix, int64_t num, int64_t dim,
                               loom_dtype dt)
 {
-    if (!ctx || !m)
-        return LOOM_ERR_ARG;
-    if (loom_failed(ctx))
-        return ctx->err.code;
+    loom_code c = init_args(ctx, m, dt, __func__);
+    if (c != LOOM_OK)
+        return c;
     if (num <= 0 || dim <= 0)
         return fe_fail(ctx, LOOM_ERR_ARG, __func__, "sizes %lld x %lld must be positive", (long long)num,
                        (long long)dim);
@@ -84,7 +107,7 @@ loom_code loom_embedding_init(loom_ctx *ctx, loom_embedding *m, const char *pref
     m->weight = loom_param(ctx, join_name(full, sizeof full, prefix, "weight"), dt, LOOM_SHAPE(num, dim));
     if (!loom_is_null(m->weight))
         loom_param_init_normal(ctx, m->weight, 0, 1); /* torch.nn.Embedding: N(0, 1) */
-    return ctx->err.code;
+    return init_done(ctx, __func__);
 }
 
 loom_t loom_embedding_forward(loom_ctx *ctx, const loom_embedding *m, loom_t ids)
@@ -99,16 +122,15 @@ loom_t loom_embedding_forward(loom_ctx *ctx, const loom_embedding *m, loom_t ids
     loom_t y = loom_gather(ctx, loom_weight(ctx, m->weight), ids, 0);
     if (scoped)
         loom_scope_end(ctx);
-    return y;
+    return fe_named(ctx, __func__, y);
 }
 
 loom_code loom_layernorm_init(loom_ctx *ctx, loom_layernorm *m, const char *prefix, int64_t dim, double eps,
                               loom_dtype dt)
 {
-    if (!ctx || !m)
-        return LOOM_ERR_ARG;
-    if (loom_failed(ctx))
-        return ctx->err.code;
+    loom_code c = init_args(ctx, m, dt, __func__);
+    if (c != LOOM_OK)
+        return c;
     if (dim <= 0 || !(eps >= 0))
         return fe_fail(ctx, LOOM_ERR_ARG, __func__, "dim %lld and eps %g must be positive", (long long)dim, eps);
     char full[320];
@@ -117,10 +139,10 @@ loom_code loom_layernorm_init(loom_ctx *ctx, loom_layernorm *m, const char *pref
     m->eps = eps > 0 ? eps : 1e-5;
     if (!loom_is_null(m->weight))
         loom_param_init_const(ctx, m->weight, 1.0);
-    return ctx->err.code;
+    return init_done(ctx, __func__);
 }
 
-loom_t loom_layer_norm(loom_ctx *ctx, loom_t x, loom_t weight, loom_t bias, double eps)
+static loom_t layer_norm(loom_ctx *ctx, loom_t x, loom_t weight, loom_t bias, double eps)
 {
     int last = -1;
     loom_t mean = loom_mean(ctx, x, 1, &last, true);
@@ -134,6 +156,17 @@ loom_t loom_layer_norm(loom_ctx *ctx, loom_t x, loom_t weight, loom_t bias, doub
     return y;
 }
 
+loom_t loom_layer_norm(loom_ctx *ctx, loom_t x, loom_t weight, loom_t bias, double eps)
+{
+    if (!ctx || loom_failed(ctx))
+        return LOOM_NULL;
+    if (!(eps >= 0)) {
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "eps %g must be >= 0", eps);
+        return LOOM_NULL;
+    }
+    return fe_named(ctx, __func__, layer_norm(ctx, x, weight, bias, eps));
+}
+
 loom_t loom_layernorm_forward(loom_ctx *ctx, const loom_layernorm *m, loom_t x)
 {
     if (!ctx || loom_failed(ctx))
@@ -143,10 +176,10 @@ loom_t loom_layernorm_forward(loom_ctx *ctx, const loom_layernorm *m, loom_t x)
         return LOOM_NULL;
     }
     bool scoped = fe_scope_of(ctx, m->weight, NULL);
-    loom_t y = loom_layer_norm(ctx, x, loom_weight(ctx, m->weight), loom_weight(ctx, m->bias), m->eps);
+    loom_t y = layer_norm(ctx, x, loom_weight(ctx, m->weight), loom_weight(ctx, m->bias), m->eps);
     if (scoped)
         loom_scope_end(ctx);
-    return y;
+    return fe_named(ctx, __func__, y);
 }
 
 loom_t loom_dropout(loom_ctx *ctx, loom_t x, double p, bool training)
@@ -157,13 +190,23 @@ loom_t loom_dropout(loom_ctx *ctx, loom_t x, double p, bool training)
         fe_fail(ctx, LOOM_ERR_ARG, __func__, "probability %g is not in [0, 1]", p);
         return LOOM_NULL;
     }
+    /* the identity too checks its operand: a bad x fails here, not later */
+    ir_id n = fe_node(ctx, x, __func__, 1);
+    if (!n)
+        return LOOM_NULL;
     if (!training || p == 0)
         return x;
-    loom_dtype dt = loom_dtype_of(ctx, x);
+    loom_dtype dt = ir_dtype(ctx->g, n);
+    if (dt == LOOM_I32) {
+        char sh[160];
+        fe_fail(ctx, LOOM_ERR_DTYPE, __func__, "takes f32 or f64 when training, got %s",
+                loom_shape_str(ir_shapev(ctx->g, n), dt, sh, sizeof sh));
+        return LOOM_NULL;
+    }
     if (p == 1)
-        return loom_muls(ctx, x, 0.0);
-    loom_t keep = loom_rand_bernoulli(ctx, dt, loom_shape_of(ctx, x), 1.0 - p);
-    return loom_mul(ctx, x, loom_muls(ctx, keep, 1.0 / (1.0 - p)));
+        return fe_named(ctx, __func__, loom_muls(ctx, x, 0.0));
+    loom_t keep = loom_rand_bernoulli(ctx, dt, ir_shapev(ctx->g, n), 1.0 - p);
+    return fe_named(ctx, __func__, loom_mul(ctx, x, loom_muls(ctx, keep, 1.0 / (1.0 - p))));
 }
 
 /* ------------------------------------------------------------------ */
@@ -189,24 +232,26 @@ static bool reduction_ok(loom_ctx *ctx, loom_reduction r, const char *fn)
     return true;
 }
 
-loom_t loom_cross_entropy_ex(loom_ctx *ctx, loom_t logits, loom_t labels, const loom_ce_options *o)
+static loom_t cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels, const loom_ce_options *o, const char *fn)
 {
     if (!ctx || loom_failed(ctx))
         return LOOM_NULL;
     loom_ce_options opt = o ? *o : (loom_ce_options){ 0 };
-    loom_shape ls = loom_shape_of(ctx, logits), ys = loom_shape_of(ctx, labels);
-    loom_dtype dt = loom_dtype_of(ctx, logits);
-    if (loom_failed(ctx) || !reduction_ok(ctx, opt.reduction, __func__))
+    ir_id nl = fe_node(ctx, logits, fn, 1), ny = nl ? fe_node(ctx, labels, fn, 2) : 0;
+    if (!ny || !reduction_ok(ctx, opt.reduction, fn))
         return LOOM_NULL;
+    loom_shape ls = ir_shapev(ctx->g, nl), ys = ir_shapev(ctx->g, ny);
+    loom_dtype dt = ir_dtype(ctx->g, nl), ydt = ir_dtype(ctx->g, ny);
     char a[160], b[160];
-    if (ls.rank != 2 || ys.rank != 1 || ys.d[0] != ls.d[0] || loom_dtype_of(ctx, labels) != LOOM_I32 ||
-        dt == LOOM_I32) {
-        fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "needs float logits [N, C] and i32 labels [N], got %s and %s",
-                loom_shape_str(ls, dt, a, sizeof a), loom_shape_str(ys, loom_dtype_of(ctx, labels), b, sizeof b));
+    bool dtypes_ok = ydt == LOOM_I32 && dt != LOOM_I32;
+    if (!dtypes_ok || ls.rank != 2 || ys.rank != 1 || ys.d[0] != ls.d[0]) {
+        fe_fail(ctx, dtypes_ok ? LOOM_ERR_SHAPE : LOOM_ERR_DTYPE, fn,
+                "needs float logits [N, C] and i32 labels [N], got %s and %s", loom_shape_str(ls, dt, a, sizeof a),
+                loom_shape_str(ys, ydt, b, sizeof b));
         return LOOM_NULL;
     }
     if (!(opt.label_smoothing >= 0 && opt.label_smoothing <= 1)) {
-        fe_fail(ctx, LOOM_ERR_ARG, __func__, "label smoothing %g is not in [0, 1]", opt.label_smoothing);
+        fe_fail(ctx, LOOM_ERR_ARG, fn, "label smoothing %g is not in [0, 1]", opt.label_smoothing);
         return LOOM_NULL;
     }
     int64_t n = ls.d[0], classes = ls.d[1];
@@ -231,9 +276,18 @@ loom_t loom_cross_entropy_ex(loom_ctx *ctx, loom_t logits, loom_t labels, const 
     return loom_div(ctx, loom_sum_all(ctx, per), loom_sum_all(ctx, valid));
 }
 
+loom_t loom_cross_entropy_ex(loom_ctx *ctx, loom_t logits, loom_t labels, const loom_ce_options *o)
+{
+    if (!ctx || loom_failed(ctx))
+        return LOOM_NULL;
+    return fe_named(ctx, __func__, cross_entropy(ctx, logits, labels, o, __func__));
+}
+
 loom_t loom_cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels)
 {
-    return loom_cross_entropy_ex(ctx, logits, labels, NULL);
+    if (!ctx || loom_failed(ctx))
+        return LOOM_NULL;
+    return fe_named(ctx, __func__, cross_entropy(ctx, logits, labels, NULL, __func__));
 }
 
 loom_t loom_bce_with_logits(loom_ctx *ctx, loom_t logits, loom_t targets, loom_reduction r)
@@ -244,19 +298,23 @@ loom_t loom_bce_with_logits(loom_ctx *ctx, loom_t logits, loom_t targets, loom_r
     loom_t x = logits;
     loom_t per = loom_add(ctx, loom_sub(ctx, loom_relu(ctx, x), loom_mul(ctx, x, targets)),
                           loom_log1p(ctx, loom_exp(ctx, loom_neg(ctx, loom_abs(ctx, x)))));
-    return r == LOOM_REDUCE_NONE ? per : r == LOOM_REDUCE_SUM ? loom_sum_all(ctx, per) : loom_mean_all(ctx, per);
+    return fe_named(ctx, __func__, reduce(ctx, per, r));
+}
+
+static loom_t mse(loom_ctx *ctx, loom_t pred, loom_t target, loom_reduction r, const char *fn)
+{
+    if (!ctx || loom_failed(ctx) || !reduction_ok(ctx, r, fn))
+        return LOOM_NULL;
+    loom_t d = loom_sub(ctx, pred, target);
+    return fe_named(ctx, fn, reduce(ctx, loom_mul(ctx, d, d), r));
 }
 
 loom_t loom_mse_ex(loom_ctx *ctx, loom_t pred, loom_t target, loom_reduction r)
 {
-    if (!ctx || loom_failed(ctx) || !reduction_ok(ctx, r, __func__))
-        return LOOM_NULL;
-    loom_t d = loom_sub(ctx, pred, target);
-    loom_t sq = loom_mul(ctx, d, d);
-    return r == LOOM_REDUCE_NONE ? sq : r == LOOM_REDUCE_SUM ? loom_sum_all(ctx, sq) : loom_mean_all(ctx, sq);
+    return mse(ctx, pred, target, r, __func__);
 }
 
-loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target) { return loom_mse_ex(ctx, pred, target, LOOM_REDUCE_MEAN); }
+loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target) { return mse(ctx, pred, target, LOOM_REDUCE_MEAN, __func__); }
 
 /* ------------------------------------------------------------------ */
 /* Fine-tuning                                                        */
@@ -264,8 +322,12 @@ loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target) { return loom_mse_ex(
 
 long loom_params_set_trainable(loom_ctx *ctx, const char *prefix, bool trainable)
 {
-    if (!ctx || !prefix)
+    if (!ctx)
         return -1;
+    if (!prefix) {
+        fe_fail(ctx, LOOM_ERR_ARG, __func__, "no prefix (NULL; \"\" is every parameter)");
+        return -1;
+    }
     size_t len = strlen(prefix);
     long n = 0;
     for (size_t i = 0; i < ctx->nparams; i++) {
@@ -312,14 +374,18 @@ loom_code loom_lora_add(loom_ctx *ctx, loom_t w, int rank, double alpha)
         return fe_fail(ctx, LOOM_ERR_ARG, __func__, "rank %d and alpha %g do not fit \"%s\"", rank, alpha, p->name);
     int64_t out = p->shape.d[0], in = p->shape.d[1];
     loom_dtype dt = p->dtype;
-    char name[320], base[280];
-    snprintf(base, sizeof base, "%s", p->name);
-    snprintf(name, sizeof name, "%s.lora_A", base);
-    loom_t a = loom_param(ctx, name, dt, LOOM_SHAPE(rank, in));
-    snprintf(name, sizeof name, "%s.lora_B", base);
-    loom_t b = loom_param(ctx, name, dt, LOOM_SHAPE(out, rank));
+    char name_a[320], name_b[320];
+    snprintf(name_a, sizeof name_a, "%s.lora_A", p->name);
+    snprintf(name_b, sizeof name_b, "%s.lora_B", p->name);
+    /* both names first: B's taken must not leave an A behind */
+    for (int k = 0; k < 2; k++)
+        if (!loom_is_null(loom_param_find(ctx, k ? name_b : name_a)))
+            return fe_fail(ctx, LOOM_ERR_ARG, __func__, "a parameter named \"%s\" exists already",
+                           k ? name_b : name_a);
+    loom_t a = loom_param(ctx, name_a, dt, LOOM_SHAPE(rank, in));
+    loom_t b = loom_param(ctx, name_b, dt, LOOM_SHAPE(out, rank));
     if (loom_failed(ctx))
-        return ctx->err.code;
+        return init_done(ctx, __func__);
     /* A as a Linear's weight (kaiming_uniform, a = sqrt(5)); B zero, so
      * the adapted model starts as the pretrained one */
     loom_param_init_uniform(ctx, a, -1.0 / sqrt((double)in), 1.0 / sqrt((double)in));

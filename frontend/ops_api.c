@@ -124,13 +124,10 @@ loom_t loom_adds(loom_ctx *ctx, loom_t x, double v) { return scalar_op(ctx, OP_A
 loom_t loom_muls(loom_ctx *ctx, loom_t x, double v) { return scalar_op(ctx, OP_MUL, x, v, __func__); }
 loom_t loom_maxs(loom_ctx *ctx, loom_t x, double v) { return scalar_op(ctx, OP_MAXIMUM, x, v, __func__); }
 
-loom_t loom_square(loom_ctx *ctx, loom_t x) { return loom_mul(ctx, x, x); }
+loom_t loom_square(loom_ctx *ctx, loom_t x) { return binary(ctx, OP_MUL, x, x, __func__); }
 
-loom_t loom_pow(loom_ctx *ctx, loom_t x, double p)
+static loom_t pow_of(loom_ctx *ctx, loom_t x, double p)
 {
-    FE_GUARD(ctx);
-    if (!fe_node(ctx, x, __func__, 1))
-        return LOOM_NULL;
     if (p == 1)
         return x;
     if (p == 2)
@@ -144,6 +141,14 @@ loom_t loom_pow(loom_ctx *ctx, loom_t x, double p)
     if (p == 0)
         return loom_adds(ctx, loom_muls(ctx, x, 0.0), 1.0);
     return loom_exp(ctx, loom_muls(ctx, loom_log(ctx, x), p));
+}
+
+loom_t loom_pow(loom_ctx *ctx, loom_t x, double p)
+{
+    FE_GUARD(ctx);
+    if (!fe_node(ctx, x, __func__, 1))
+        return LOOM_NULL;
+    return fe_named(ctx, __func__, pow_of(ctx, x, p));
 }
 
 loom_t loom_where(loom_ctx *ctx, loom_t cond, loom_t a, loom_t b)
@@ -235,7 +240,7 @@ static loom_t all_axes(loom_ctx *ctx, loom_t x, bool mean, const char *fn)
     int axes[LOOM_MAX_RANK], r = ir_shape(ctx->g, n)->rank;
     for (int i = 0; i < r; i++)
         axes[i] = i;
-    return mean ? loom_mean(ctx, x, r, axes, false) : loom_sum(ctx, x, r, axes, false);
+    return fe_named(ctx, fn, mean ? loom_mean(ctx, x, r, axes, false) : loom_sum(ctx, x, r, axes, false));
 }
 
 loom_t loom_sum_all(loom_ctx *ctx, loom_t x) { return all_axes(ctx, x, false, __func__); }

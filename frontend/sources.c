@@ -219,16 +219,18 @@ static fe_input *input_of(loom_ctx *ctx, ir_id n)
 static loom_code feed(loom_ctx *ctx, ir_id n, const void *data, size_t bytes, const char *fn)
 {
     fe_input *in = input_of(ctx, n);
+    char sh[160];
+    loom_shape_str(ir_shapev(ctx->g, n), ir_dtype(ctx->g, n), sh, sizeof sh);
+    if (!in && ir_op(ctx->g, n) == OP_PARAM)
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "\"%s\" is a parameter, not an input (loom_param_set sets it)",
+                       ctx->params[ir_attrs(ctx->g, n)[0]].name);
     if (!in)
-        return fe_fail(ctx, LOOM_ERR_ARG, fn, "node %%%u is not an input", n);
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "node %%%u (%s %s) is not an input", n, op_get(ir_op(ctx->g, n))->name, sh);
     size_t want = (size_t)ir_numel(ctx->g, n) * loom_dtype_size(ir_dtype(ctx->g, n));
-    if (bytes != want || (!data && want)) {
-        char sh[160];
-        return fe_fail(ctx, LOOM_ERR_ARG, fn, "input %s%s%s is %s = %zu bytes, %zu given",
-                       in->name ? "\"" : "", in->name ? in->name : "", in->name ? "\"" : "",
-                       loom_shape_str(ir_shapev(ctx->g, n), ir_dtype(ctx->g, n), sh, sizeof sh),
-                       want, data ? bytes : 0);
-    }
+    if (bytes != want || (!data && want))
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "input %s%s%s%s = %zu bytes, %zu given%s", in->name ? "\"" : "",
+                       in->name ? in->name : "", in->name ? "\" is " : "", sh, want, data ? bytes : 0,
+                       data ? "" : " (NULL data)");
     if (!in->data && !(in->data = lm_alloc_aligned(&ctx->mem, want)))
         return ctx->err.code;
     in->bytes = want;
@@ -261,18 +263,20 @@ loom_t loom_tensor(loom_ctx *ctx, loom_dtype dt, loom_shape s, const void *data)
 /* Constants and generated values                                     */
 /* ------------------------------------------------------------------ */
 
-loom_t loom_full(loom_ctx *ctx, loom_dtype dt, loom_shape s, double value)
+static loom_t full(loom_ctx *ctx, loom_dtype dt, loom_shape s, double value, const char *fn)
 {
     FE_GUARD(ctx, LOOM_NULL);
-    if (!fe_check_dtype(ctx, dt, __func__) || !fe_check_shape(ctx, s, __func__))
+    if (!fe_check_dtype(ctx, dt, fn) || !fe_check_shape(ctx, s, fn))
         return LOOM_NULL;
     return fe_handle(ctx, op_const(ctx->g, dt, s, value));
 }
 
-loom_t loom_scalar(loom_ctx *ctx, loom_dtype dt, double value)
+loom_t loom_full(loom_ctx *ctx, loom_dtype dt, loom_shape s, double value)
 {
-    return loom_full(ctx, dt, LOOM_SCALAR, value);
+    return full(ctx, dt, s, value, __func__);
 }
+
+loom_t loom_scalar(loom_ctx *ctx, loom_dtype dt, double value) { return full(ctx, dt, LOOM_SCALAR, value, __func__); }
 
 loom_t loom_iota(loom_ctx *ctx, loom_dtype dt, loom_shape s, int axis)
 {
