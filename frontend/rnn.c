@@ -28,12 +28,39 @@ static loom_t chunk(loom_ctx *ctx, loom_t gates, int k, int64_t h)
     return loom_slice(ctx, gates, 1, k * h, (k + 1) * h, 1);
 }
 
+/* The shape of a cell's argument (named what in the message), or a null
+ * shape of rank -1 with an error. */
+static loom_shape arg_shape(loom_ctx *ctx, loom_t t, const char *fn, const char *what, loom_dtype *dt)
+{
+    ir_id n = fe_node_as(ctx, t, fn, what);
+    if (!n)
+        return (loom_shape){ .rank = -1 };
+    if (dt)
+        *dt = ir_dtype(ctx->g, n);
+    return ir_shapev(ctx->g, n);
+}
+
+/* A gate weight [gates * H, *] of a cell with hidden size hid. */
+static bool gate_rows(loom_ctx *ctx, loom_t w, int gates, int64_t hid, const char *fn, const char *what)
+{
+    loom_shape s = arg_shape(ctx, w, fn, what, NULL);
+    if (s.rank < 0)
+        return false;
+    if (s.rank != 2 || s.d[0] != gates * hid) {
+        char a[160];
+        fe_fail(ctx, LOOM_ERR_SHAPE, fn, "%s %s does not fit hidden size %lld (needs [%dH, *] = [%lld, *])", what,
+                loom_shape_str(s, -1, a, sizeof a), (long long)hid, gates, (long long)(gates * hid));
+        return false;
+    }
+    return true;
+}
+
 loom_t loom_rnn_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t w_ih, loom_t w_hh, loom_t b_ih, loom_t b_hh, bool relu)
 {
     if (!ctx || loom_failed(ctx))
         return LOOM_NULL;
     loom_t pre = loom_add(ctx, affine(ctx, x, w_ih, b_ih), affine(ctx, h, w_hh, b_hh));
-    return relu ? loom_relu(ctx, pre) : loom_tanh(ctx, pre);
+    return fe_named(ctx, __func__, relu ? loom_relu(ctx, pre) : loom_tanh(ctx, pre));
 }
 
 loom_code loom_lstm_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t c, const loom_lstm_weights *w, loom_t *h_out,
@@ -44,16 +71,19 @@ loom_code loom_lstm_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t c, const loom
     if (loom_failed(ctx))
         return ctx->err.code;
     if (!w || !h_out || !c_out)
-        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "needs weights and room for h' and c'");
-    loom_shape ws = loom_shape_of(ctx, w->w_hh), cs = loom_shape_of(ctx, c);
-    if (loom_failed(ctx))
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%s", !w ? "no weights (NULL)" : "no room for h' and c' (NULL)");
+    loom_dtype cdt;
+    loom_shape cs = arg_shape(ctx, c, __func__, "the cell state c", &cdt);
+    if (cs.rank < 0)
         return ctx->err.code;
-    int64_t hid = cs.rank == 2 ? cs.d[1] : 0;
-    if (ws.rank != 2 || ws.d[0] != 4 * hid) {
-        char a[160], b[160];
-        return fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "weight_hh %s does not fit the cell state %s (needs [4H, P])",
-                       loom_shape_str(ws, -1, a, sizeof a), loom_shape_str(cs, -1, b, sizeof b));
+    if (cs.rank != 2) {
+        char a[160];
+        return fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "the cell state c %s is not [B, H]",
+                       loom_shape_str(cs, cdt, a, sizeof a));
     }
+    int64_t hid = cs.d[1];
+    if (!gate_rows(ctx, w->w_ih, 4, hid, __func__, "weight_ih") || !gate_rows(ctx, w->w_hh, 4, hid, __func__, "weight_hh"))
+        return ctx->err.code;
     /* gates in PyTorch's order i, f, g, o */
     loom_t gates = loom_add(ctx, affine(ctx, x, w->w_ih, w->b_ih), affine(ctx, h, w->w_hh, w->b_hh));
     loom_t gi = chunk(ctx, gates, 0, hid), gf = chunk(ctx, gates, 1, hid);
@@ -71,6 +101,7 @@ loom_code loom_lstm_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t c, const loom
         h2 = loom_matmul_t(ctx, h2, loom_weight(ctx, w->w_hr), false, true);
     *h_out = h2;
     *c_out = c2;
+    fe_name_error(ctx, __func__);
     return ctx->err.code;
 }
 
@@ -78,10 +109,19 @@ loom_t loom_gru_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t w_ih, loom_t w_hh
 {
     if (!ctx || loom_failed(ctx))
         return LOOM_NULL;
-    loom_shape hs = loom_shape_of(ctx, h);
-    if (loom_failed(ctx))
+    const char *fn = __func__;
+    loom_dtype hdt;
+    loom_shape hs = arg_shape(ctx, h, fn, "the state h", &hdt);
+    if (hs.rank < 0)
         return LOOM_NULL;
-    int64_t hid = hs.d[hs.rank - 1];
+    if (hs.rank != 2) {
+        char a[160];
+        fe_fail(ctx, LOOM_ERR_SHAPE, fn, "the state h %s is not [B, H]", loom_shape_str(hs, hdt, a, sizeof a));
+        return LOOM_NULL;
+    }
+    int64_t hid = hs.d[1];
+    if (!gate_rows(ctx, w_ih, 3, hid, fn, "weight_ih") || !gate_rows(ctx, w_hh, 3, hid, fn, "weight_hh"))
+        return LOOM_NULL;
     loom_t gi = affine(ctx, x, w_ih, b_ih), gh = affine(ctx, h, w_hh, b_hh);
     /* r and z from both projections; n's hidden projection is reset after
      * the matmul ("linear before reset", PyTorch's GRU) */
@@ -89,7 +129,7 @@ loom_t loom_gru_cell(loom_ctx *ctx, loom_t x, loom_t h, loom_t w_ih, loom_t w_hh
     loom_t z = loom_sigmoid(ctx, loom_add(ctx, chunk(ctx, gi, 1, hid), chunk(ctx, gh, 1, hid)));
     loom_t n = loom_tanh(ctx, loom_add(ctx, chunk(ctx, gi, 2, hid), loom_mul(ctx, r, chunk(ctx, gh, 2, hid))));
     /* (1 - z) n + z h, as n + z (h - n) */
-    return loom_add(ctx, n, loom_mul(ctx, z, loom_sub(ctx, h, n)));
+    return fe_named(ctx, fn, loom_add(ctx, n, loom_mul(ctx, z, loom_sub(ctx, h, n))));
 }
 
 /* ------------------------------------------------------------------ */
@@ -138,15 +178,20 @@ loom_rnn *loom_rnn_new(loom_ctx *ctx, const char *prefix, const loom_rnn_config 
     }
     loom_rnn_config c = *cfg;
     c.num_layers = c.num_layers ? c.num_layers : 1;
+    if (!fe_check_dtype(ctx, c.dtype, fn))
+        return NULL;
+    if (c.dtype == LOOM_I32) {
+        fe_fail(ctx, LOOM_ERR_DTYPE, fn, "weights are f32 or f64, not i32");
+        return NULL;
+    }
     if ((unsigned)c.mode > LOOM_GRU || c.input_size <= 0 || c.hidden_size <= 0 || c.num_layers < 0 ||
         c.num_layers > 64 || !(c.dropout >= 0 && c.dropout < 1) || c.proj_size < 0 ||
         (c.proj_size && (c.mode != LOOM_LSTM || c.proj_size >= c.hidden_size)) ||
-        (c.peepholes && c.mode != LOOM_LSTM) || !fe_check_dtype(ctx, c.dtype, fn) || c.dtype == LOOM_I32) {
-        if (!loom_failed(ctx))
-            fe_fail(ctx, LOOM_ERR_ARG, fn,
-                    "bad configuration (mode %d, input %lld, hidden %lld, layers %d, dropout %g, proj %lld%s)",
-                    (int)c.mode, (long long)c.input_size, (long long)c.hidden_size, c.num_layers, c.dropout,
-                    (long long)c.proj_size, c.peepholes && c.mode != LOOM_LSTM ? ", peepholes on a non-LSTM" : "");
+        (c.peepholes && c.mode != LOOM_LSTM)) {
+        fe_fail(ctx, LOOM_ERR_ARG, fn,
+                "bad configuration (mode %d, input %lld, hidden %lld, layers %d, dropout %g, proj %lld%s)",
+                (int)c.mode, (long long)c.input_size, (long long)c.hidden_size, c.num_layers, c.dropout,
+                (long long)c.proj_size, c.peepholes && c.mode != LOOM_LSTM ? ", peepholes on a non-LSTM" : "");
         return NULL;
     }
     loom_rnn *m = lm_zalloc(&ctx->mem, sizeof *m);
@@ -189,6 +234,7 @@ loom_rnn *loom_rnn_new(loom_ctx *ctx, const char *prefix, const loom_rnn_config 
             }
         }
     if (loom_failed(ctx)) {
+        fe_name_error(ctx, fn); /* a parameter's name taken, say */
         loom_rnn_free(m);
         return NULL;
     }
@@ -251,15 +297,19 @@ loom_code loom_rnn_forward(loom_ctx *ctx, const loom_rnn *m, loom_t input, const
         return ctx->err.code;
     const char *fn = __func__;
     if (!m || m->ctx != ctx || !output)
-        return fe_fail(ctx, LOOM_ERR_ARG, fn, "needs the stack of this context and room for the output");
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "%s",
+                       !m ? "no stack (NULL)"
+                       : m->ctx != ctx ? "the stack belongs to another context"
+                                       : "no room for the output (NULL)");
     const loom_rnn_config *c = &m->cfg;
-    loom_shape xs = loom_shape_of(ctx, input);
-    if (loom_failed(ctx))
+    loom_dtype xdt = LOOM_DTYPE_COUNT;
+    loom_shape xs = arg_shape(ctx, input, fn, "the input", &xdt);
+    if (xs.rank < 0)
         return ctx->err.code;
-    char sh[160];
-    if (xs.rank != 3 || xs.d[2] != c->input_size || loom_dtype_of(ctx, input) != c->dtype)
-        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "input %s is not %s[%s, %lld]",
-                       loom_shape_str(xs, loom_dtype_of(ctx, input), sh, sizeof sh), loom_dtype_name(c->dtype),
+    char sh[160], want[160];
+    if (xs.rank != 3 || xs.d[2] != c->input_size || xdt != c->dtype)
+        return fe_fail(ctx, xdt != c->dtype ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE, fn, "input %s is not %s[%s, %lld]",
+                       loom_shape_str(xs, xdt, sh, sizeof sh), loom_dtype_name(c->dtype),
                        c->batch_first ? "B, T" : "T, B", (long long)c->input_size);
     int taxis = c->batch_first ? 1 : 0;
     int64_t steps = xs.d[taxis], batch = xs.d[1 - taxis];
@@ -267,22 +317,30 @@ loom_code loom_rnn_forward(loom_ctx *ctx, const loom_rnn *m, loom_t input, const
     if (steps < 1 || steps > (1 << 24))
         return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "input %s has no time steps", loom_shape_str(xs, dt, sh, sizeof sh));
     if (!loom_is_null(lengths)) {
-        loom_shape ls = loom_shape_of(ctx, lengths);
-        if (ls.rank != 1 || ls.d[0] != batch || loom_dtype_of(ctx, lengths) != LOOM_I32)
-            return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "lengths %s are not i32[%lld]",
-                           loom_shape_str(ls, loom_dtype_of(ctx, lengths), sh, sizeof sh), (long long)batch);
+        loom_dtype ldt = LOOM_DTYPE_COUNT;
+        loom_shape ls = arg_shape(ctx, lengths, fn, "lengths", &ldt);
+        if (ls.rank < 0)
+            return ctx->err.code;
+        if (ls.rank != 1 || ls.d[0] != batch || ldt != LOOM_I32)
+            return fe_fail(ctx, ldt != LOOM_I32 ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE, fn, "lengths %s are not i32[%lld]",
+                           loom_shape_str(ls, ldt, sh, sizeof sh), (long long)batch);
     }
     int nstates = m->layers * m->dirs;
     loom_t h0 = init ? init->h : LOOM_NULL, c0 = init ? init->c : LOOM_NULL;
     loom_shape want_h = LOOM_SHAPE(nstates, batch, m->out), want_c = LOOM_SHAPE(nstates, batch, m->hidden);
-    if (!loom_is_null(h0) && !loom_shape_equal(loom_shape_of(ctx, h0), want_h))
-        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "initial h %s is not %s",
-                       loom_shape_str(loom_shape_of(ctx, h0), -1, sh, sizeof sh),
-                       loom_shape_str(want_h, -1, (char[160]){ 0 }, 160));
-    if (!loom_is_null(c0) && !loom_shape_equal(loom_shape_of(ctx, c0), want_c))
-        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "initial c %s is not %s",
-                       loom_shape_str(loom_shape_of(ctx, c0), -1, sh, sizeof sh),
-                       loom_shape_str(want_c, -1, (char[160]){ 0 }, 160));
+    for (int k = 0; k < 2; k++) {
+        loom_t s0 = k ? c0 : h0;
+        if (loom_is_null(s0))
+            continue;
+        loom_dtype sdt = LOOM_DTYPE_COUNT;
+        loom_shape ss = arg_shape(ctx, s0, fn, k ? "initial c" : "initial h", &sdt);
+        if (ss.rank < 0)
+            return ctx->err.code;
+        if (sdt != dt || !loom_shape_equal(ss, k ? want_c : want_h))
+            return fe_fail(ctx, sdt != dt ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE, fn, "initial %c %s is not %s",
+                           k ? 'c' : 'h', loom_shape_str(ss, sdt, sh, sizeof sh),
+                           loom_shape_str(k ? want_c : want_h, dt, want, sizeof want));
+    }
 
     /* per-step tensors: the layer's input, each direction's output */
     size_t nsteps = (size_t)steps;
@@ -364,5 +422,6 @@ done:
     lm_free(&ctx->mem, tmp, (nsteps + (size_t)nstates + 2) * sizeof *tmp);
     lm_free(&ctx->mem, fin_h, (size_t)nstates * sizeof *fin_h);
     lm_free(&ctx->mem, fin_c, (size_t)nstates * sizeof *fin_c);
+    fe_name_error(ctx, fn); /* an error of a call made here */
     return ctx->err.code;
 }
