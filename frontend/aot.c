@@ -219,9 +219,11 @@ static loom_code entry_prepare(ex *x, int ei)
     ex_entry *e = &x->en[ei];
     const loom_aot_entry *s = e->src;
     lm_mem *mem = x->mem;
+    if (!s->name)
+        return fail(x, LOOM_ERR_ARG, "entry %d has no name (NULL)", ei);
     if (!is_ident(s->name))
         return fail(x, LOOM_ERR_ARG, "entry %d: name \"%.60s\" is not a C identifier of at most %d characters",
-                    ei, s->name ? s->name : "(null)", NAME_MAX_LEN);
+                    ei, s->name, NAME_MAX_LEN);
     for (int j = 0; j < ei; j++)
         if (!strcmp(x->en[j].src->name, s->name))
             return fail(x, LOOM_ERR_ARG, "two entries are named \"%s\"", s->name);
@@ -246,7 +248,9 @@ static loom_code entry_prepare(ex *x, int ei)
     loom_code c = LOOM_OK;
     /* inputs: loom_input nodes of this tape, each once */
     for (int i = 0; i < s->ninputs && c == LOOM_OK; i++) {
-        ir_id n = fe_node(ctx, s->inputs[i], FN, i + 1);
+        char what[NAME_MAX_LEN + 40];
+        snprintf(what, sizeof what, "entry \"%s\": inputs[%d]", s->name, i);
+        ir_id n = fe_node_as(ctx, s->inputs[i], FN, what);
         if (!n) {
             c = ctx->err.code;
             break;
@@ -273,7 +277,9 @@ static loom_code entry_prepare(ex *x, int ei)
         e->in_slot[e->nins++] = slot;
     }
     for (int i = 0; i < s->noutputs && c == LOOM_OK; i++) {
-        ir_id n = fe_node(ctx, s->outputs[i], FN, s->ninputs + i + 1);
+        char what[NAME_MAX_LEN + 40];
+        snprintf(what, sizeof what, "entry \"%s\": outputs[%d]", s->name, i);
+        ir_id n = fe_node_as(ctx, s->outputs[i], FN, what);
         if (!n) {
             c = ctx->err.code;
             break;
@@ -938,13 +944,15 @@ loom_code loom_aot_emit(loom_ctx *ctx, const char *dir, const loom_aot_options *
     if (info)
         memset(info, 0, sizeof *info);
     if (!dir || !*dir || !opts)
-        return fe_fail(ctx, LOOM_ERR_ARG, FN, "needs a directory and options");
+        return fe_fail(ctx, LOOM_ERR_ARG, FN, "%s", !dir ? "no directory (NULL)" : !*dir ? "the directory is \"\""
+                                                                                          : "no options (NULL)");
     const char *prefix = opts->prefix ? opts->prefix : "model";
     if (!is_ident(prefix))
         return fe_fail(ctx, LOOM_ERR_ARG, FN, "prefix \"%.60s\" is not a C identifier of at most %d characters",
                        prefix, NAME_MAX_LEN);
     if (opts->nentries < 1 || !opts->entries)
-        return fe_fail(ctx, LOOM_ERR_ARG, FN, "no entries to compile (nentries %d)", opts->nentries);
+        return fe_fail(ctx, LOOM_ERR_ARG, FN, "no entries to compile (nentries %d%s)", opts->nentries,
+                       opts->entries ? "" : ", entries NULL");
     if (!aot_cpu_known(opts->cpu))
         return fe_fail(ctx, LOOM_ERR_ARG, FN, "unknown CPU \"%.60s\": use host, x86-64-v3 (AVX2), x86-64-v4 "
                        "(AVX-512), x86-64, x86-64-v2, or a name such as znver4, skylake-avx512", opts->cpu);

@@ -161,8 +161,10 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
 
 loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out)
 {
-    if (!ctx || !out)
+    if (!ctx)
         return LOOM_ERR_ARG;
+    if (!out)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "nowhere to write the stats (NULL)");
     *out = ctx->stats;
     return LOOM_OK;
 }
@@ -173,8 +175,10 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
         return LOOM_ERR_HANDLE;
     if (loom_failed(ctx))
         return ctx->err.code;
-    if (n < 0 || (n > 0 && !outputs) || !path)
-        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%s", !path ? "no path" : "outputs given without a list");
+    if (!path)
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "no path (NULL)");
+    if (n < 0 || (n > 0 && !outputs))
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "%d outputs given without a list", n);
     size_t nroots = (size_t)n + (commit ? ctx->nassigns : 0);
     if (!nroots)
         return fe_fail(ctx, LOOM_ERR_ARG, __func__, "nothing to compile: no outputs%s", commit ? " and no assignments" : "");

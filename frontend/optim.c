@@ -498,7 +498,8 @@ loom_code loom_optimizer_attach(loom_ctx *ctx, loom_optimizer *o, loom_t loss)
     loom_dtype ldt = loom_dtype_of(ctx, loss);
     if (loom_shape_numel(ls) != 1 || ldt == LOOM_I32) {
         char sh[160];
-        return fe_fail(ctx, LOOM_ERR_SHAPE, fn, "the loss must be a scalar (one f32 or f64 element), not %s",
+        return fe_fail(ctx, ldt == LOOM_I32 ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE, fn,
+                       "the loss must be a scalar (one f32 or f64 element), not %s",
                        loom_shape_str(ls, ldt, sh, sizeof sh));
     }
     if (loom_backward(ctx, loss) != LOOM_OK)
@@ -541,9 +542,9 @@ loom_code loom_optimizer_attach_grads(loom_ctx *ctx, loom_optimizer *o, int n, c
                 return fe_fail(ctx, LOOM_ERR_ARG, fn, "params[%d] is params[%d] (\"%s\") again", i, j, q->name);
         if (loom_is_null(grads[i]))
             return fe_fail(ctx, LOOM_ERR_HANDLE, fn, "grads[%d] (of \"%s\") is a null handle", i, q->name);
-        char where[64];
-        snprintf(where, sizeof where, "%s: grads[%d]", fn, i);
-        if (!fe_node(ctx, grads[i], where, 5))
+        char what[32];
+        snprintf(what, sizeof what, "grads[%d]", i);
+        if (!fe_node_as(ctx, grads[i], fn, what))
             return loom_status(ctx);
         loom_shape gs = loom_shape_of(ctx, grads[i]);
         loom_dtype gdt = loom_dtype_of(ctx, grads[i]);
@@ -596,6 +597,8 @@ loom_code loom_optimizer_step(loom_ctx *ctx, loom_optimizer *o, int n, const loo
         return fe_fail(ctx, LOOM_ERR_STATE, fn,
                        "the optimizer is not attached to the current tape: call loom_optimizer_attach "
                        "after recording the loss (again after every loom_reset)");
+    if (n < 0 || (n > 0 && !outputs)) /* before anything is fed */
+        return fe_fail(ctx, LOOM_ERR_ARG, fn, "%d outputs given without a list", n);
     loom_code c = feed_scalars(ctx, o, o->steps);
     if (c == LOOM_OK)
         c = loom_run(ctx, n, outputs);

@@ -108,6 +108,7 @@ static loom_code run(loom_ctx *ctx, int n, const loom_t *outputs, bool commit, c
     lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
     lm_free(&ctx->mem, vals, nroots * sizeof *vals);
     lm_free(&ctx->mem, roots, nroots * sizeof *roots);
+    fe_name_error(ctx, fn); /* the executors' "gather: index 7 ...", "run: input ..." */
     return c;
 }
 
@@ -132,10 +133,8 @@ static const void *value_of(loom_ctx *ctx, loom_t t, size_t *bytes, loom_dtype *
         *dt = ctx->params[p].dtype;
         return ctx->params[p].data;
     }
-    if (t.id == 0 || t.tag != ctx->tape_tag || !ir_valid(ctx->g, t.id)) {
-        fe_fail(ctx, LOOM_ERR_HANDLE, fn, "a null, stale or foreign handle");
+    if (!fe_node_as(ctx, t, fn, "the handle"))
         return NULL;
-    }
     if (t.id >= ctx->vals_n || !ctx->vals[t.id]) {
         fe_fail(ctx, LOOM_ERR_STATE, fn, "node %%%u was not an output of the last run", t.id);
         return NULL;
@@ -201,7 +200,8 @@ loom_code loom_backward(loom_ctx *ctx, loom_t loss)
         return ctx->err.code;
     char sh[160];
     if (ir_numel(g, y) != 1 || ir_dtype(g, y) == LOOM_I32)
-        return fe_fail(ctx, LOOM_ERR_SHAPE, __func__, "the loss must be one float element, not %s",
+        return fe_fail(ctx, ir_numel(g, y) != 1 ? LOOM_ERR_SHAPE : LOOM_ERR_DTYPE, __func__,
+                       "the loss must be one float element, not %s",
                        loom_shape_str(ir_shapev(g, y), ir_dtype(g, y), sh, sizeof sh));
     size_t nw = (size_t)y + 1;
     uint8_t *wants = lm_zalloc(&ctx->mem, nw);
@@ -235,7 +235,10 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     if (loom_failed(ctx))
         return ctx->err.code;
     if (ny < 1 || nx < 0 || !ys || (nx > 0 && (!xs || !dxs)))
-        return fe_fail(ctx, LOOM_ERR_ARG, __func__, "needs outputs, inputs and room for gradients");
+        return fe_fail(ctx, LOOM_ERR_ARG, __func__,
+                       "needs outputs, inputs and room for gradients (%d outputs%s, %d inputs%s%s)", ny,
+                       ys ? "" : " without a list", nx, nx > 0 && !xs ? " without a list" : "",
+                       nx > 0 && !dxs ? ", no room for their gradients" : "");
     for (int i = 0; i < nx; i++)
         dxs[i] = LOOM_NULL;
     ir_id *yn = lm_alloc(&ctx->mem, 2 * (size_t)ny * sizeof *yn);
@@ -244,10 +247,21 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     ir_id *dn = yn + ny, top = 0;
     loom_code c = LOOM_OK;
     for (int i = 0; i < ny && c == LOOM_OK; i++) {
-        yn[i] = fe_node(ctx, ys[i], __func__, i + 1);
-        dn[i] = dys && !loom_is_null(dys[i]) ? fe_node(ctx, dys[i], __func__, ny + i + 1) : 0;
+        char what[32];
+        snprintf(what, sizeof what, "ys[%d]", i);
+        yn[i] = fe_node_as(ctx, ys[i], __func__, what);
+        snprintf(what, sizeof what, "dys[%d]", i);
+        dn[i] = yn[i] && dys && !loom_is_null(dys[i]) ? fe_node_as(ctx, dys[i], __func__, what) : 0;
         if (!yn[i] || (dys && !loom_is_null(dys[i]) && !dn[i]))
             c = ctx->err.code;
+        else if (dn[i] && (ir_dtype(ctx->g, dn[i]) != ir_dtype(ctx->g, yn[i]) ||
+                           !loom_shape_equal(ir_shapev(ctx->g, dn[i]), ir_shapev(ctx->g, yn[i])))) {
+            char a[160], b[160];
+            c = fe_fail(ctx, ir_dtype(ctx->g, dn[i]) != ir_dtype(ctx->g, yn[i]) ? LOOM_ERR_DTYPE : LOOM_ERR_SHAPE,
+                        __func__, "the seed dys[%d] %s does not match ys[%d] %s", i,
+                        loom_shape_str(ir_shapev(ctx->g, dn[i]), ir_dtype(ctx->g, dn[i]), a, sizeof a), i,
+                        loom_shape_str(ir_shapev(ctx->g, yn[i]), ir_dtype(ctx->g, yn[i]), b, sizeof b));
+        }
         top = LM_MAX(top, yn[i]);
     }
     uint8_t *wants = c == LOOM_OK ? lm_zalloc(&ctx->mem, (size_t)top + 1) : NULL;
@@ -255,7 +269,9 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     if (c == LOOM_OK && !xn)
         c = ctx->err.code;
     for (int i = 0; i < nx && c == LOOM_OK; i++) {
-        if (!(xn[i] = fe_node(ctx, xs[i], __func__, 2 * ny + i + 1)))
+        char what[32];
+        snprintf(what, sizeof what, "xs[%d]", i);
+        if (!(xn[i] = fe_node_as(ctx, xs[i], __func__, what)))
             c = ctx->err.code;
         else if (xn[i] <= top)
             wants[xn[i]] = 1;
@@ -271,6 +287,7 @@ loom_code loom_vjp(loom_ctx *ctx, int ny, const loom_t *ys, const loom_t *dys, i
     lm_free(&ctx->mem, xn, ((size_t)nx + 1) * sizeof *xn);
     lm_free(&ctx->mem, wants, (size_t)top + 1);
     lm_free(&ctx->mem, yn, 2 * (size_t)ny * sizeof *yn);
+    fe_name_error(ctx, __func__); /* autograd's "backward: output 1 is f32[3,2] ..." */
     return c;
 }
 
