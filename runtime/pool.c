@@ -164,7 +164,13 @@ void rt_pool_run(rt_pool *p, int64_t n, int threads, rt_task_fn fn, void *ud)
     p->n = n;
     p->shares = k;
     atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    /* seq_cst, not just release: this bump then the check of sleeping,
+     * against a worker's sleeping++ then check of the generation, is
+     * Dekker's pattern. Under release C11 lets the check be ordered before
+     * the bump (a compiler may hoist it); both sides would then read the
+     * old values, the worker sleep through the job and the caller wait for
+     * it forever. x86's locked add happens to order them. */
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_seq_cst);
     if (atomic_load(&p->sleeping) > 0) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->wake);
