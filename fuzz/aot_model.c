@@ -4,9 +4,10 @@
  * weights-loader target (fuzz/aot_weights.c):
  *
  *     aot_model DIR   writes DIR/fztiny.h, DIR/fztiny.o, DIR/fztiny.weights
- *                     (loom_aot_emit) and DIR/fztiny_expect.h, an input and
- *                     what the JIT computes from it, to check that weights
- *                     the loader accepts are the ones the code runs on.
+ *                     (loom_aot_emit) and DIR/fztiny_expect.h: an input,
+ *                     what the JIT computes from it, and the weights file
+ *                     as written, to check that the entry run on the
+ *                     weights the loader returns computes the JIT's results.
  *
  * The model: y = tanh(x W^T + b), x [2, 4], W [3, 4], b [3]; one entry,
  * fztiny_step(memory, weights, x, y), for the baseline x86-64 CPU.
@@ -69,6 +70,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < 6; i++)
         fprintf(f, "%s%.9g", i ? ", " : "", (double)yv[i]);
     fprintf(f, "};\n");
+    /* the weights file as written, for telling its weights from others
+     * that pass the loader's checks too (a file with its checksum redone) */
+    snprintf(path, sizeof path, "%s/fztiny.weights", argv[1]);
+    FILE *w = fopen(path, "rb");
+    unsigned char buf[4096];
+    size_t n = w ? fread(buf, 1, sizeof buf, w) : 0;
+    if (!w || n == 0 || n == sizeof buf) {
+        fprintf(stderr, "aot_model: cannot read back %s\n", path);
+        return 1;
+    }
+    fclose(w);
+    fprintf(f, "static const unsigned char fztiny_expect_file[%zu] = {", n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s%u", i ? "," : "", i % 16 ? "" : "\n    ", buf[i]);
+    fprintf(f, "\n};\n");
     if (fclose(f) != 0) {
         perror(path);
         loom_ctx_free(ctx);

@@ -28,15 +28,27 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+/* Where a check's message goes: a copy of stderr made before libFuzzer
+ * runs, since -close_fd_mask closes stderr itself before the first input. */
+static FILE *fz_err;
+
+__attribute__((constructor)) static void fz_err_open(void)
+{
+    int fd = dup(2);
+    if (fd >= 0 && (fz_err = fdopen(fd, "w")))
+        setvbuf(fz_err, NULL, _IONBF, 0);
+}
+
 /* An invariant of the code under test is broken: a finding. */
-#define FZ_CHECK(cond, ...)                                                      \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fputc('\n', stderr);                                                 \
-            abort();                                                             \
-        }                                                                        \
+#define FZ_CHECK(cond, ...)                                                         \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            FILE *fz_out_ = fz_err ? fz_err : stderr;                               \
+            fprintf(fz_out_, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(fz_out_, __VA_ARGS__);                                          \
+            fputc('\n', fz_out_);                                                   \
+            abort();                                                                \
+        }                                                                           \
     } while (0)
 
 /* The harness itself cannot go on (no memory, no file): not a finding of
