@@ -12,6 +12,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm-c/Support.h>
 
 static pthread_once_t llvm_once = PTHREAD_ONCE_INIT;
 static bool llvm_ready;
@@ -209,10 +210,54 @@ loom_code jit_module_optimize(jit_engine *e, LLVMModuleRef m)
     return er ? jit_error(e, er, "optimising") : LOOM_OK;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define JIT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define JIT_TSAN 1
+#endif
+#endif
+
+#ifdef JIT_TSAN
+/* In a ThreadSanitizer build the kernels are instrumented too, so that a
+ * race between the shares of a parallel kernel is reported like one in C
+ * (the runtime's __tsan_* entry points resolve in the process, and it is
+ * initialised already: no tsan-module pass, whose constructor would clash
+ * between modules). TSan checks accesses of up to 16 bytes only: vectors
+ * and masked accesses are split into scalars first. */
+static void tsan_options(void)
+{
+    /* process-wide flags, as LLVM 19's pipeline text cannot say these: the
+     * scalarizer splits loads and stores too; memset and memcpy stay calls
+     * of the C library's (which TSan intercepts and checks) rather than of
+     * __tsan_memset and __tsan_memcpy, which gcc's TSan runtime lacks */
+    const char *argv[] = { "loom", "-scalarize-load-store", "-tsan-instrument-memintrinsics=false" };
+    LLVMParseCommandLineOptions(3, argv, NULL);
+}
+
+static loom_code jit_instrument_tsan(jit_engine *e, LLVMModuleRef m)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, tsan_options);
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+        if (!LLVMIsDeclaration(f))
+            add_enum_attr(e, f, LLVMAttributeFunctionIndex, "sanitize_thread");
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef er = LLVMRunPasses(
+        m, "function(scalarize-masked-mem-intrin,scalarizer,tsan)", e->tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    return er ? jit_error(e, er, "instrumenting for ThreadSanitizer") : LOOM_OK;
+}
+#endif
+
 loom_code jit_module_add(jit_engine *e, LLVMModuleRef m)
 {
     double t0 = now_ms();
     loom_code c = jit_module_optimize(e, m);
+#ifdef JIT_TSAN
+    if (c == LOOM_OK)
+        c = jit_instrument_tsan(e, m);
+#endif
     if (c != LOOM_OK) {
         LLVMDisposeModule(m);
         return c;
