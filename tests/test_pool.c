@@ -1,7 +1,8 @@
 /*
  * test_pool.c — the thread pool (runtime/pool.c) on its own, with tasks
- * written in C so that ThreadSanitizer sees every access they make (the
- * JIT's kernels are not instrumented): shares cover the range once, the
+ * written in C, so that ThreadSanitizer sees every access they make with
+ * neither LLVM nor the JIT's scalarised kernels in the way (the gemm and
+ * jit suites cover those): shares cover the range once, the
  * caller's writes before a job are seen by the workers and theirs by the
  * caller after it, workers asleep on the condition variable wake for a
  * job, a caller asleep waiting for a slow worker wakes when it ends, and
