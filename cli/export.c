@@ -1105,8 +1105,16 @@ int cli_export(int argc, char **argv)
     forecast_config fc;
     char why[256];
     int rc = CLI_OK;
+    struct stat st;
     if (forecast && !forecast_config_parse(&fc, json, why, sizeof why)) {
         cli_error(CMD, "checkpoint \"%s\": %s", a.ckpt, why);
+        rc = CLI_FAIL;
+    } else if (forecast && stat(a.ckpt, &st) == 0 &&
+               4.0 * (fc.cell == CLI_MODEL_LSTM ? 4 : 3) * (double)fc.hidden * (double)fc.hidden > (double)st.st_size) {
+        /* its hidden-to-hidden matrix alone: a damaged config must not
+         * make the model (gigabytes) before the load finds it missing */
+        cli_error(CMD, "checkpoint \"%s\": its config's hidden size %lld needs more weights than the file's %lld bytes "
+                  "(a damaged config?)", a.ckpt, (long long)fc.hidden, (long long)st.st_size);
         rc = CLI_FAIL;
     } else if (forecast && a.train) {
         cli_error(CMD, "--train: \"%s\" is a forecaster; the training bundle is for char LMs of loom train", a.ckpt);

@@ -1715,6 +1715,21 @@ static void test_aot_cli_export_forecaster(void **state)
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' export f.safetensors -o fexp2 --seq-len 8", dir, loom_bin);
     assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
     assert_non_null(strstr(out, "--seq-len"));
+
+    /* a damaged config (hidden 60000 in a file of kilobytes) is refused
+     * before a model of 57 GB is made */
+    loom_ctx *ctx = loom_ctx_new(NULL);
+    loom_param(ctx, "rnn.weight_ih_l0", LOOM_F32, LOOM_SHAPE(4, 1));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/damaged.safetensors", dir);
+    assert_int_equal(loom_checkpoint_save(ctx, path, NULL,
+                                          "{\"model\": \"forecast-rnn\", \"cell\": \"lstm\", \"mean\": 0, \"std\": 1, "
+                                          "\"window\": 4, \"hidden\": 60000}"),
+                     LOOM_OK);
+    loom_ctx_free(ctx);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' export damaged.safetensors -o fexp3 --main", dir, loom_bin);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "damaged config"));
     tmpdir_free(dir);
 }
 
