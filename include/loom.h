@@ -725,14 +725,19 @@ loom_backend loom_get_backend(const loom_ctx *ctx);
  * backend each op's), and the inputs and parameters it reads, for NaN and
  * infinity. The first one found stops the run with LOOM_ERR_NUMERIC,
  * nothing committed, and a message naming the op that made it, its scope
- * (the layer), time step and pass (forward, backward, update), the
- * element and its value, and, for a fused kernel, the ops fused with it:
+ * (loom_scope_begin: the layer), time step and pass (forward, backward,
+ * optimizer update), the element and its value; a fused kernel's element
+ * is evaluated again op by op to find the op, and the message names the
+ * value that reached memory and the ops fused with it:
  *
- *     loom_run: anomaly: log made -nan at [3,1] of f32[8,4] in layer
- *     "rnn.l1" at time step 17 (forward), from finite operands ...
+ *     loom_run: anomaly: log made nan at [0,0] of f32[4,3] in scope
+ *     "enc/cell" at time step 4 (forward pass), from finite operands; it
+ *     reached memory as the output of tanh; the kernel fuses it with add, tanh
  *
- * Values are checked as they are stored, so the cost is a read of each
- * (runs take about 1.2-2x as long). Integer values are not checked. */
+ * The cost: every stored value is read once more, and plans made for the
+ * mode place no value over a dying operand (a separate plan, compiled at
+ * the first run with the mode on). Infinities made on purpose (a -inf
+ * mask) stop a run too. Integer values are not checked. */
 loom_code loom_set_anomaly(loom_ctx *ctx, bool on);
 bool loom_get_anomaly(const loom_ctx *ctx);
 /* Threads kernels are split across (1 to 1024); takes effect at the next
