@@ -45,40 +45,7 @@
 /* A counting allocator                                               */
 /* ------------------------------------------------------------------ */
 
-/* Every block carries its size in a header, so a free or a resize that
- * reports another old size is caught as well as a block never freed. */
-typedef struct counting {
-    long long live_bytes, live_blocks;
-    size_t bad_osize;
-} counting;
-
-enum { CA_HDR = 16 };
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    counting *c = ud;
-    char *base = ptr ? (char *)ptr - CA_HDR : NULL;
-    if (base) {
-        size_t real;
-        memcpy(&real, base, sizeof real);
-        c->bad_osize += real != osize;
-    }
-    if (nsize == 0) {
-        if (base) {
-            c->live_bytes -= (long long)osize;
-            c->live_blocks--;
-            free(base);
-        }
-        return NULL;
-    }
-    char *nb = realloc(base, nsize + CA_HDR);
-    if (!nb)
-        return NULL;
-    memcpy(nb, &nsize, sizeof nsize);
-    c->live_bytes += (long long)nsize - (base ? (long long)osize : 0);
-    c->live_blocks += !base;
-    return nb + CA_HDR;
-}
+/* tu_counting_alloc (testutil.c): sizes checked, blocks counted. */
 
 /* ------------------------------------------------------------------ */
 /* The environment of a case                                          */
@@ -90,7 +57,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 enum { BI_NOT_NULL = 1000, BI_WRONG };
 
 typedef struct bi_env {
-    counting *ca;
+    tu_counting *ca;
     loom_options opts; /* the counting allocator and the row's backend */
     loom_ctx *ctx;     /* the context under test */
     loom_ctx *other;   /* another live context: its handles are foreign */
@@ -2794,11 +2761,11 @@ static int check_usable(bi_env *e, char *out, size_t size)
 /* The whole case, in the child: 0 if it passed, else a report in out. */
 static int case_body(const bi_case *c, char *out, size_t size)
 {
-    counting ca = { 0 };
+    tu_counting ca = { .fail_at = -1 };
     static bi_env env;
     bi_env *e = &env;
     *e = (bi_env){ .ca = &ca };
-    e->opts = (loom_options){ .alloc = counting_alloc, .alloc_ud = &ca, .threads = 1,
+    e->opts = (loom_options){ .alloc = tu_counting_alloc, .alloc_ud = &ca, .threads = 1,
                               .backend = (c->flags & BI_REF) ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT };
     int bad = setup(e, out, size);
     if (!bad) {
@@ -3002,7 +2969,7 @@ static int m_abort(bi_env *e)
 }
 static int m_leak(bi_env *e)
 {
-    counting_alloc(e->ca, NULL, 0, 32); /* a block never freed */
+    tu_counting_alloc(e->ca, NULL, 0, 32); /* a block never freed */
     return H(e, loom_neg(e->ctx, LOOM_NULL));
 }
 static int m_not_null(bi_env *e) { return H(e, loom_neg(e->ctx, e->x23)); }

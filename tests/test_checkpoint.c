@@ -906,47 +906,6 @@ static void test_checkpoint_fuzz_mutations_never_crash(void **state)
 /* Allocation failure                                                 */
 /* ------------------------------------------------------------------ */
 
-/* A counting allocator (as in test_frontend.c) that fails request
- * fail_at only (one_shot) or that one and every later one. */
-typedef struct counting {
-    size_t calls;
-    long long live_bytes, live_blocks;
-    size_t bad_osize;
-    long fail_at; /* -1: never */
-    bool one_shot;
-} counting;
-
-enum { CA_HDR = 16 };
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    counting *c = ud;
-    char *base = ptr ? (char *)ptr - CA_HDR : NULL;
-    if (base) {
-        size_t real;
-        memcpy(&real, base, sizeof real);
-        c->bad_osize += real != osize;
-    }
-    if (nsize == 0) {
-        if (base) {
-            c->live_bytes -= (long long)osize;
-            c->live_blocks--;
-            free(base);
-        }
-        return NULL;
-    }
-    long k = (long)c->calls++;
-    if (c->fail_at >= 0 && (c->one_shot ? k == c->fail_at : k >= c->fail_at))
-        return NULL;
-    char *nb = realloc(base, nsize + CA_HDR);
-    if (!nb)
-        return NULL;
-    memcpy(nb, &nsize, sizeof nsize);
-    c->live_bytes += (long long)nsize - (base ? (long long)osize : 0);
-    c->live_blocks += !base;
-    return nb + CA_HDR;
-}
-
 enum { OP_SAVE, OP_LOAD, OP_CONFIG };
 
 /* Fails each allocation of one operation in turn (persistent, then one
@@ -963,8 +922,8 @@ static long fail_every_allocation(int op)
     long points = -1;
     for (int mode = 0; mode < 2; mode++) {
         for (long k = 0;; k++) {
-            counting ca = { .fail_at = -1, .one_shot = mode == 1 };
-            loom_ctx *ctx = loom_ctx_new(&(loom_options){ .alloc = counting_alloc, .alloc_ud = &ca,
+            tu_counting ca = { .fail_at = -1, .one_shot = mode == 1 };
+            loom_ctx *ctx = loom_ctx_new(&(loom_options){ .alloc = tu_counting_alloc, .alloc_ud = &ca,
                                                            .backend = LOOM_BACKEND_REFERENCE, .seed = 1 });
             assert_non_null(ctx);
             add_model(ctx, op == OP_SAVE ? 1 : 3, false);

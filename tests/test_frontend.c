@@ -68,58 +68,12 @@ static size_t count_substr(const char *s, const char *what)
     return k;
 }
 
-/* A counting allocator. Every block carries its size in a header, so a
- * free or resize that reports the wrong old size is caught. It can fail
- * request number fail_at only (one_shot) or that one and all later ones. */
-typedef struct counting {
-    size_t calls;         /* allocation and resize requests */
-    long long live_bytes; /* by the sizes loom reports */
-    long long live_blocks;
-    size_t bad_osize;     /* frees/resizes whose osize is not the block's size */
-    long fail_at;         /* -1: never fail */
-    bool one_shot;
-    size_t failures;
-} counting;
-
-enum { CA_HDR = 16 };
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    counting *c = ud;
-    char *base = ptr ? (char *)ptr - CA_HDR : NULL;
-    if (base) {
-        size_t real;
-        memcpy(&real, base, sizeof real);
-        c->bad_osize += real != osize;
-    }
-    if (nsize == 0) {
-        if (base) {
-            c->live_bytes -= (long long)osize;
-            c->live_blocks--;
-            free(base);
-        }
-        return NULL;
-    }
-    long k = (long)c->calls++;
-    if (c->fail_at >= 0 && (c->one_shot ? k == c->fail_at : k >= c->fail_at)) {
-        c->failures++;
-        return NULL;
-    }
-    char *nb = realloc(base, nsize + CA_HDR);
-    if (!nb)
-        return NULL;
-    memcpy(nb, &nsize, sizeof nsize);
-    c->live_bytes += (long long)nsize - (base ? (long long)osize : 0);
-    c->live_blocks += !base;
-    return nb + CA_HDR;
-}
-
 /* The allocator tests check the frontend's contract with the reference
  * backend: a fresh JIT per failure point would compile every kernel
  * again, thousands of times. */
-static loom_ctx *counting_ctx(counting *c)
+static loom_ctx *counting_ctx(tu_counting *c)
 {
-    loom_options o = { .alloc = counting_alloc, .alloc_ud = c, .backend = LOOM_BACKEND_REFERENCE };
+    loom_options o = { .alloc = tu_counting_alloc, .alloc_ud = c, .backend = LOOM_BACKEND_REFERENCE };
     return loom_ctx_new(&o);
 }
 
@@ -677,7 +631,7 @@ static void test_run_outputs_and_reads(void **state)
 static void test_run_same_output_twice(void **state)
 {
     (void)state;
-    counting ca = { .fail_at = -1 };
+    tu_counting ca = { .fail_at = -1 };
     loom_ctx *ctx = counting_ctx(&ca);
     loom_t x = loom_tensor(ctx, LOOM_F32, LOOM_SHAPE(4), (float[]){ 1, 2, 3, 4 });
     loom_t y = loom_exp(ctx, x), z = loom_neg(ctx, y);
@@ -1037,7 +991,7 @@ static loom_code scenario(loom_ctx *ctx, scenario_out *o)
 static void test_alloc_counting_sees_everything(void **state)
 {
     (void)state;
-    counting ca = { .fail_at = -1 };
+    tu_counting ca = { .fail_at = -1 };
     loom_ctx *ctx = counting_ctx(&ca);
     assert_non_null(ctx);
     assert_true(ca.calls > 0);
@@ -1066,7 +1020,7 @@ static int nomem_case(long fail_at, bool one_shot, const scenario_out *ref)
     pid_t pid = fork_child();
     if (pid != 0)
         return wait_child(pid);
-    counting ca = { .fail_at = fail_at, .one_shot = one_shot };
+    tu_counting ca = { .fail_at = fail_at, .one_shot = one_shot };
     loom_ctx *ctx = counting_ctx(&ca);
     int rc = ctx ? 9 : 0;
     if (ctx) {
@@ -1098,7 +1052,7 @@ static void test_alloc_failure_never_crashes_or_leaks(void **state)
 {
     (void)state;
     scenario_out ref;
-    counting ca = { .fail_at = -1 };
+    tu_counting ca = { .fail_at = -1 };
     loom_ctx *ctx = counting_ctx(&ca);
     assert_int_equal(scenario(ctx, &ref), LOOM_OK);
     loom_ctx_free(ctx);
@@ -1131,7 +1085,7 @@ static void test_alloc_failed_run_commits_nothing(void **state)
     size_t used = 0;
     int committed = 0, failed = 0;
     for (long k = 0; k < 64; k++) {
-        counting ca = { .fail_at = -1, .one_shot = true };
+        tu_counting ca = { .fail_at = -1, .one_shot = true };
         loom_ctx *ctx = counting_ctx(&ca);
         loom_t w = loom_param(ctx, "w", LOOM_F64, LOOM_SHAPE(2)), s = loom_muls(ctx, w, 2);
         loom_assign(ctx, w, loom_adds(ctx, w, 1));
@@ -1218,7 +1172,7 @@ static loom_code train_steps(loom_ctx *ctx, train_model *m, const char *ckpt, tr
 }
 
 typedef struct forking {
-    counting c;
+    tu_counting c;
     bool child;         /* this process is a case */
     bool one_shot;      /* cases fail their request only (else every later one too) */
     long every;         /* fork at requests divisible by this */
@@ -1245,7 +1199,7 @@ static void *forking_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             f->rc[k] = wait_child(pid);
         }
     }
-    return counting_alloc(&f->c, ptr, osize, nsize);
+    return tu_counting_alloc(&f->c, ptr, osize, nsize);
 }
 
 /* Runs the step with f's allocator; in a case's child it never returns.
@@ -1362,7 +1316,7 @@ static void test_alloc_context_usable_after_failed_reset(void **state)
     for (int use = 0; use < (int)LM_ARRAY_LEN(uses); use++) {
         pid_t pid = fork_child();
         if (pid == 0) {
-            counting ca = { .fail_at = -1 };
+            tu_counting ca = { .fail_at = -1 };
             loom_ctx *ctx = counting_ctx(&ca);
             loom_t p = loom_param(ctx, "p", LOOM_F32, LOOM_SCALAR), y;
             ca.fail_at = (long)ca.calls; /* every allocation from here on fails */
