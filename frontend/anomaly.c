@@ -8,7 +8,6 @@
  * messages.
  */
 #include <math.h>
-#include <stdlib.h>
 
 #include "fe.h"
 
@@ -24,17 +23,9 @@ bool loom_get_anomaly(const loom_ctx *ctx) { return ctx && ctx->anomaly; }
 
 bool fe_first_nonfinite(const void *data, loom_dtype dt, int64_t n, int64_t *index, double *value)
 {
-    if (dt != LOOM_F32 && dt != LOOM_F64)
-        return false;
-    for (int64_t i = 0; i < n; i++) {
-        double v = dt == LOOM_F32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
-        if (!isfinite(v)) {
-            *index = i;
-            *value = v;
-            return true;
-        }
-    }
-    return false;
+    loom_shape flat = { .rank = 1, .d = { n } };
+    const int64_t one[1] = { 1 };
+    return rt_first_bad(data, dt, &flat, one, index, value);
 }
 
 /* "nan at [3,1] of f32[8,4]" */
@@ -163,14 +154,14 @@ typedef struct sx {
     kx kx; /* first: the lowerings are handed &sx.kx */
     double pool[256];
     int npool;
+    double sink;
     int64_t coord[LOOM_MAX_RANK];
 } sx;
 
 static kx_val sx_new(sx *s, double v, loom_dtype dt)
 {
-    static double sink;
     if (s->npool == (int)LM_ARRAY_LEN(s->pool))
-        return &sink; /* a lowering this long does not exist; the answer is then only less sure */
+        return &s->sink; /* a lowering this long does not exist; the answer is then only less sure */
     s->pool[s->npool] = dt == LOOM_F32 ? (double)(float)v : v;
     return &s->pool[s->npool++];
 }
@@ -274,7 +265,7 @@ static long sx_eval(sx *s, const kernel *q, char *const *args, double *val)
 /* The op of the element's program that made it: the instruction's op,
  * OP_SUM or OP_MAX when a reduction's own combining overflowed, or -1
  * when that cannot be told; *made is its value. */
-static int culprit(const rt_anomaly *an, double *made)
+static int culprit(loom_ctx *ctx, const rt_anomaly *an, double *made)
 {
     const kernel *q = an->prog;
     const int64_t *st = q->strides + (size_t)q->code[an->store].view * LOOM_MAX_RANK;
@@ -293,9 +284,12 @@ static int culprit(const rt_anomaly *an, double *made)
             rest /= q->space.d[d] > 1 ? q->space.d[d] : 1;
         }
     }
-    double *val = malloc((q->ncode + 1) * sizeof *val);
-    if (!val)
+    size_t bytes = (q->ncode + 1) * sizeof(double);
+    double *val = lm_alloc(&ctx->mem, bytes);
+    if (!val) {
+        lm_err_clear(&ctx->err); /* the anomaly is the error to report */
         return -1;
+    }
     long found = -1;
     for (long tries = 0; tries < 1000000 && found == -1; tries++) {
         found = sx_eval(&s, q, an->args, val);
@@ -310,7 +304,7 @@ static int culprit(const rt_anomaly *an, double *made)
     }
     if (found >= 0)
         *made = val[found];
-    free(val);
+    lm_free(&ctx->mem, val, bytes);
     if (found >= 0)
         return q->code[found].op;
     return found == -1 && q->kind == KN_REDUCE ? q->reduce_op : -1;
@@ -321,7 +315,7 @@ loom_code fe_anomaly_call(loom_ctx *ctx, const char *fn, const plan *p, const rt
     const plan_origin *o = an->origin && an->origin < p->norigins ? &p->origins[an->origin] : NULL;
     plan_origin blamed = o ? *o : (plan_origin){ 0 };
     double value = an->value;
-    int op = an->prog ? culprit(an, &value) : -1;
+    int op = an->prog ? culprit(ctx, an, &value) : -1;
     char fused[320];
     size_t at = 0;
     fused[0] = 0;

@@ -184,9 +184,10 @@ static void run_task(void *ud, int64_t lo, int64_t hi, int thread)
  * space; dimensions of stride 0 are the ones a reduction sums over, seen
  * once): its row-major index over the other dimensions, which is its
  * index in the value stored. */
-static bool first_bad(const char *base, loom_dtype dt, const loom_shape *space, const int64_t *st, int64_t *index,
-                      double *value)
+bool rt_first_bad(const void *data, loom_dtype dt, const loom_shape *space, const int64_t *st, int64_t *index,
+                  double *value)
 {
+    const char *base = data;
     if (dt != LOOM_F32 && dt != LOOM_F64)
         return false;
     int dims[LOOM_MAX_RANK], nd = 0;
@@ -222,7 +223,7 @@ static bool program_bad(const kernel *k, char *const *args, const plan_arg *pa, 
     for (uint32_t i = 0; i < k->ncode; i++) {
         const kn_instr *in = &k->code[i];
         if (in->op == KI_STORE &&
-            first_bad(args[in->arg], (loom_dtype)in->dtype, &k->space, k->strides + (size_t)in->view * LOOM_MAX_RANK,
+            rt_first_bad(args[in->arg], (loom_dtype)in->dtype, &k->space, k->strides + (size_t)in->view * LOOM_MAX_RANK,
                       &an->index, &an->value)) {
             an->origin = pa[in->arg].origin;
             an->prog = k;
@@ -256,7 +257,7 @@ static bool call_bad(const plan *p, size_t i, char *const *args, rt_anomaly *an)
         loom_shape c = { .rank = 3, .d = { g->batch, g->m, g->n } };
         int64_t st[3] = { g->stride_c, g->ldc, 1 };
         an->origin = pa[2].origin;
-        return first_bad(args[2], g->dtype, &c, st, &an->index, &an->value);
+        return rt_first_bad(args[2], g->dtype, &c, st, &an->index, &an->value);
     }
     case KN_GATHER:
     case KN_SCATTER: {
@@ -264,7 +265,7 @@ static bool call_bad(const plan *p, size_t i, char *const *args, rt_anomaly *an)
         loom_shape o = { .rank = 1, .d = { x->outer * (k->kind == KN_GATHER ? x->count : x->rows) * x->inner } };
         int64_t st[1] = { 1 };
         an->origin = pa[2].origin;
-        return first_bad(args[2], x->dtype, &o, st, &an->index, &an->value);
+        return rt_first_bad(args[2], x->dtype, &o, st, &an->index, &an->value);
     }
     default:
         return false;

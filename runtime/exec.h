@@ -35,6 +35,13 @@ typedef struct rt_anomaly {
     char *const *args;
 } rt_anomaly;
 
+/* The anomaly mode's scan: the first NaN or infinity of an f32 or f64
+ * view (data, strides st over space; stride-0 dimensions, a reduction's
+ * summed ones, seen once), its index row-major over the other
+ * dimensions and its value. False for other dtypes. */
+bool rt_first_bad(const void *data, loom_dtype dt, const loom_shape *space, const int64_t *st, int64_t *index,
+                  double *value);
+
 typedef struct rt_bind {
     void *const *inputs; /* by input slot */
     uint32_t ninputs;
