@@ -856,7 +856,7 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
     if (f.o.dot && !(f.kcall = lm_zalloc(&mem, f.n * sizeof *f.kcall)))
         goto fail;
     if (fz_run(&f, roots, nroots) != LOOM_OK || (f.o.dot && write_dot(&f, f.o.dot) != LOOM_OK) ||
-        (!f.o.no_rows && fz_rows(&f) != LOOM_OK) ||
+        (!f.o.no_rows && f.o.threads != 1 && fz_rows(&f) != LOOM_OK) ||
         drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the

@@ -230,6 +230,9 @@ typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
     bool no_batch;    /* skip time-batching */
     bool no_rows;     /* skip row chains */
+    int threads;      /* threads the plan runs on (0: not known). Row chains are made for more
+                         than one: they save a wake-up of the pool per member; on one thread
+                         the members' own calls stream through the cache better (rows.c) */
     bool no_inplace;  /* never place a value over an operand dying at its call (the anomaly mode
                          evaluates a call's element again from its operands) */
     FILE *dot;        /* when set: the compiled graph as Graphviz DOT, kernels as clusters */
