@@ -16,6 +16,12 @@
  * chain wrote, whatever order threads take rows in. A reduction over the
  * row axis, or any access that strays across bands, ends the chain there.
  *
+ * Made only for plans that run on two or more threads (compile_opts.
+ * threads): one call then wakes the pool once for many kernels. On one
+ * thread there is nothing to save, and the members' own calls, each
+ * streaming its buffers whole, ran faster than the chain (the examples'
+ * layer-normalised LSTM: 19.3 ms outside GEMMs against 24 ms chained).
+ *
  * Runs after fusion and before memory planning, so every buffer a chain
  * touches lives across its whole call. Linear in calls (chains are capped
  * in length, and their argument lists in size).
