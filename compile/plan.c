@@ -127,6 +127,9 @@ void plan_kernel_hash(kernel *k)
         H(k->subs[i].hash);
     if (k->arg_shared)
         XXH3_128bits_update(&st, k->arg_shared, k->nargs);
+    if (k->arg_scratch)
+        XXH3_128bits_update(&st, k->arg_scratch, k->nargs * sizeof *k->arg_scratch);
+    H(k->row_scratch);
 #undef H
     XXH128_hash_t h = XXH3_128bits_digest(&st);
     k->hash[0] = h.low64;
@@ -162,9 +165,12 @@ void plan_kernel_free(lm_mem *m, kernel *k)
         lm_free(m, k->subs, k->nsubs * sizeof *k->subs);
     if (k->arg_shared)
         lm_free(m, k->arg_shared, one_plus(k->nargs));
+    if (k->arg_scratch)
+        lm_free(m, k->arg_scratch, one_plus(k->nargs) * sizeof *k->arg_scratch);
     k->subs = NULL;
     k->nsubs = 0;
     k->arg_shared = NULL;
+    k->arg_scratch = NULL;
     lm_free(m, k->arg_dtype, one_plus(k->nargs));
     lm_free(m, k->code, one_plus(k->ncode) * sizeof *k->code);
     lm_free(m, k->strides, one_plus(k->nviews) * LOOM_MAX_RANK * sizeof *k->strides);
@@ -824,8 +830,17 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         if (!g2 || more[i](g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
             goto fail;
     }
-    p->report.nodes = ir_count(g2);
     p->report.matmuls_out = count_matmuls(g2, &p->report.matmuls_shared);
+    p->report.remat_off = o && o->no_remat;
+    if (!p->report.remat_off) {
+        ir_graph_free(g1);
+        g1 = g2;
+        g2 = ir_graph_new(mem, err, src->ops);
+        if (!g2 || pass_remat(g1, g2, roots, nroots, &p->report.remat_trees) != LOOM_OK ||
+            (verify && ir_verify(g2) != LOOM_OK))
+            goto fail;
+    }
+    p->report.nodes = ir_count(g2);
     ir_graph_free(g1);
     g1 = NULL;
 
@@ -923,6 +938,11 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
     if (r->row_chains)
         cat(buf, size, &at, "row chains: %llu map and reduce calls run row by row in %llu calls\n",
             (unsigned long long)r->row_members, (unsigned long long)r->row_chains);
+    if (r->remat_off)
+        cat(buf, size, &at, "recomputation: off (LOOM_REMAT=0)\n");
+    else if (r->remat_trees)
+        cat(buf, size, &at, "recomputation: %llu backward reads of cheap forward values recompute them instead\n",
+            (unsigned long long)r->remat_trees);
     if (r->batching_off)
         cat(buf, size, &at, "time batching: off (LOOM_BATCH=0); %llu matmuls\n", (unsigned long long)r->matmuls_out);
     else
@@ -964,7 +984,13 @@ static void print_kernel(const kernel *k, FILE *out)
         fprintf(out, " %lldx[%lld,%lld,%lld]%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
                 (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "");
     } else if (k->kind == KN_ROWS) {
-        fprintf(out, " %lld rows, %u kernels each:", (long long)k->rows, k->nsubs);
+        uint32_t local = 0;
+        for (uint32_t a = 0; a < k->nargs; a++)
+            local += k->arg_scratch && k->arg_scratch[a] >= 0;
+        fprintf(out, " %lld rows, %u kernels each", (long long)k->rows, k->nsubs);
+        if (local)
+            fprintf(out, ", %u arguments in %lld bytes of row scratch", local, (long long)k->row_scratch);
+        fprintf(out, ":");
         for (uint32_t i = 0; i < k->nsubs; i++) {
             fprintf(out, "\n      %s", kind_name(k->subs[i].kind));
             print_kernel(&k->subs[i], out);

@@ -86,11 +86,18 @@ typedef struct kernel {
     /* rows: for each row r < rows, every sub-kernel's work items of row r
      * (sub-kernels' spaces have rows as their first dim; their loads and
      * stores name this kernel's arguments). arg_shared[a]: another
-     * argument may point into the same buffer, so a is not noalias. */
+     * argument may point into the same buffer, so a is not noalias.
+     * arg_scratch[a] >= 0: a lives in the calling thread's scratch, that
+     * many bytes into its row_scratch bytes (after the sub-kernels'
+     * reduction scratch), and the sub-kernels' views of it have no
+     * stride along rows: a buffer only the chain touches, one row's band
+     * of it at a time. */
     struct kernel *subs;
     uint32_t nsubs;
     int64_t rows;
     uint8_t *arg_shared;
+    int64_t *arg_scratch;
+    int64_t row_scratch;
     /* derived */
     uint64_t hash[2];   /* XXH3-128 of the canonical form above */
     double cost;        /* rough work (element operations or flops) */
@@ -194,6 +201,8 @@ typedef struct plan_report {
     bool batching_off;           /* LOOM_BATCH=0 */
     uint64_t row_chains;         /* KN_ROWS calls made */
     uint64_t row_members;        /* map and reduce calls they replaced */
+    uint64_t remat_trees;        /* backward readers given a recomputed forward value (remat.c) */
+    bool remat_off;              /* LOOM_REMAT=0 */
 } plan_report;
 
 typedef struct plan {
@@ -230,6 +239,7 @@ typedef struct compile_opts {
     bool verify;      /* run the IR verifier between passes */
     bool no_batch;    /* skip time-batching */
     bool no_rows;     /* skip row chains */
+    bool no_remat;    /* keep every forward value the backward pass reads (no recomputation) */
     int threads;      /* threads the plan runs on (0: not known). Row chains are made for more
                          than one: they save a wake-up of the pool per member; on one thread
                          the members' own calls stream through the cache better (rows.c) */
@@ -263,6 +273,10 @@ loom_code pass_batch(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t 
 /* Slice sinking (passes.c): slices of elementwise expressions used only
  * through slices become the expressions over the slices. */
 loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+/* Cheap forward values recomputed by their backward readers instead of
+ * kept (remat.c); *trees: how many readers were given one. Runs last: it
+ * makes duplicates on purpose, which hash-consing would fold. */
+loom_code pass_remat(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, uint64_t *trees);
 typedef loom_code (*graph_pass)(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
 
 #endif /* LOOM_COMPILE_PLAN_H */

@@ -55,6 +55,8 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     ctx->no_batch = env && !strcmp(env, "0");
     env = getenv("LOOM_ROWS");
     ctx->no_rows = env && !strcmp(env, "0"); /* LOOM_ROWS=0: no row chains */
+    env = getenv("LOOM_REMAT");
+    ctx->no_remat = env && !strcmp(env, "0"); /* LOOM_REMAT=0: no recomputation */
     env = getenv("LOOM_ANOMALY");
     ctx->anomaly = o.anomaly || (env && *env && strcmp(env, "0") != 0);
     lm_rng_seed(&ctx->host_rng, ctx->seed);

@@ -77,6 +77,7 @@ struct loom_ctx {
     int verbose;  
     bool no_batch;   /* LOOM_BATCH=0: skip time-batching (for comparisons) */
     bool no_rows;    /* LOOM_ROWS=0: no row chains (for comparisons) */
+    bool no_remat;   /* LOOM_REMAT=0: keep every value the backward pass reads (for comparisons) */
     bool anomaly;    /* check every value computed for NaN and infinity */
     jit *jit;       /* made at the first JIT run */
     rt_pool *pool;

@@ -61,7 +61,8 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                               true
 #endif
                           ,
-                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .threads = ctx->threads,
+                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
+                          .threads = ctx->threads,
                           .no_inplace = ctx->anomaly };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
@@ -191,8 +192,8 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
     if (c == LOOM_OK && !out)
         c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));
     if (c == LOOM_OK) {
-        compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .threads = ctx->threads,
-                              .dot = out };
+        compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
+                              .threads = ctx->threads, .dot = out };
         plan *p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts);
         if (!p)
             c = ctx->err.code;

@@ -181,7 +181,7 @@ static bool cse_rehash(ir_graph *g, size_t ncap)
     return true;
 }
 
-ir_id ir_add(ir_graph *g, const ir_desc *d)
+static ir_id add_node(ir_graph *g, const ir_desc *d, bool share)
 {
     if (ir_failed(g))
         return 0;
@@ -210,7 +210,7 @@ ir_id ir_add(ir_graph *g, const ir_desc *d)
     size_t mask = g->cse_cap - 1, h = (size_t)hash & mask;
     for (; g->cse[h]; h = (h + 1) & mask) {
         ir_id c = g->cse[h];
-        if (g->nodes[c].hash == hash && node_equal(g, c, d, shape))
+        if (share && g->nodes[c].hash == hash && node_equal(g, c, d, shape))
             return c;
     }
 
@@ -253,3 +253,7 @@ ir_id ir_add(ir_graph *g, const ir_desc *d)
     }
     return id;
 }
+
+ir_id ir_add(ir_graph *g, const ir_desc *d) { return add_node(g, d, true); }
+
+ir_id ir_add_unique(ir_graph *g, const ir_desc *d) { return add_node(g, d, false); }

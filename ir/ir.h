@@ -108,6 +108,12 @@ void ir_graph_free(ir_graph *g);
  * 0 on NOMEM or when the graph has already failed. */
 ir_id ir_add(ir_graph *g, const ir_desc *d);
 
+/* Inserts a node even when a structurally equal one is present: a value
+ * computed twice on purpose (recomputation), which hash-consing would
+ * otherwise fold back into the first. Copying passes that rebuild the
+ * graph through ir_add fold it again, so it is made by the last pass. */
+ir_id ir_add_unique(ir_graph *g, const ir_desc *d);
+
 static inline size_t ir_count(const ir_graph *g) { return g->nnodes - 1; }
 static inline ir_id ir_last(const ir_graph *g) { return (ir_id)(g->nnodes - 1); }
 static inline const ir_node *ir_node_at(const ir_graph *g, ir_id n) { return &g->nodes[n]; }

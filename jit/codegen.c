@@ -659,14 +659,18 @@ static int64_t items_per_row(const kernel *k)
     return k->kind == KN_MAP ? map_rows(k) / k->space.d[0] : 1;
 }
 
-static size_t rows_scratch(const kernel *k)
+/* Bytes of a chain's scratch its reductions use; the bands of its
+ * chain-local buffers follow (kernel.arg_scratch). */
+static size_t rows_reduce_scratch(const kernel *k)
 {
     size_t most = 0;
     for (uint32_t i = 0; i < k->nsubs; i++)
         if (k->subs[i].kind == KN_REDUCE && reduce_scratch(&k->subs[i]) > most)
             most = reduce_scratch(&k->subs[i]);
-    return most;
+    return (most + 63) & ~(size_t)63;
 }
+
+static size_t rows_scratch(const kernel *k) { return rows_reduce_scratch(k) + (size_t)k->row_scratch; }
 
 /* Rows [lo, hi): for each, every sub-kernel's items of that row. */
 static int64_t emit_rows(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef scratch)
@@ -850,6 +854,13 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
         *scratch = reduce_scratch(k);
         break;
     case KN_ROWS:
+        /* chain-local arguments point into this thread's scratch */
+        for (uint32_t i = 0; i < na; i++)
+            if (k->arg_scratch && k->arg_scratch[i] >= 0) {
+                LLVMValueRef at = i64c(&c, (int64_t)rows_reduce_scratch(k) + k->arg_scratch[i]);
+                c.ptr[i] = LLVMBuildInBoundsGEP2(c.b, LLVMInt8TypeInContext(e->ctx), LLVMGetParam(body, na + 2), &at, 1,
+                                                 "");
+            }
         *work = emit_rows(&c, lo, hi, LLVMGetParam(body, na + 2));
         *scratch = rows_scratch(k);
         break;

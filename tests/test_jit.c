@@ -768,17 +768,23 @@ static void test_jit_time_batching_leaves_recurrence_alone(void **state)
 /* A layer-normalised cell (examples/ln_lstm.h's structure): each step's
  * statistics, normalisation and gate math, forward and backward, run as
  * row chains (one call per run of map and reduce kernels between GEMMs)
- * and give the reference's values, with LOOM_ROWS=0's kernels as well. */
+ * whose temporaries live in the threads' scratch, and give the
+ * reference's values, with LOOM_ROWS=0's kernels as well. The backward
+ * pass recomputes the normalised values instead of keeping them
+ * (remat.c): the same values, bitwise, from a smaller arena. */
 static void test_jit_row_chains_match_reference(void **state)
 {
     (void)state;
-    enum { NOUT = 6, MAXN = BT * BB * BH + 4 * BH * BH };
-    static float got[4][NOUT][MAXN];
-    size_t calls[4] = { 0 }, chains[4] = { 0 };
-    for (int k = 0; k < 4; k++) { /* reference, JIT without chains, JIT on 2 threads, JIT on 1 */
+    enum { NOUT = 6, MAXN = BT * BB * BH + 4 * BH * BH, NK = 5 };
+    static float got[NK][NOUT][MAXN];
+    size_t calls[NK] = { 0 }, chains[NK] = { 0 }, local[NK] = { 0 };
+    uint64_t arena[NK] = { 0 }, remat[NK] = { 0 };
+    /* reference, JIT without chains, JIT on 2 threads, JIT on 1, JIT on 2 without recomputation */
+    for (int k = 0; k < NK; k++) {
         loom_ctx *ctx = loom_ctx_new(&(loom_options){
             .seed = 5, .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE, .threads = k == 3 ? 1 : 2 });
         ctx->no_rows = k == 1;
+        ctx->no_remat = k == 4;
         loom_layernorm ln_h, ln_c;
         assert_int_equal(loom_layernorm_init(ctx, &ln_h, "ln_h", 4 * BH, 1e-5, LOOM_F32), LOOM_OK);
         assert_int_equal(loom_layernorm_init(ctx, &ln_c, "ln_c", BH, 1e-5, LOOM_F32), LOOM_OK);
@@ -822,19 +828,34 @@ static void test_jit_row_chains_match_reference(void **state)
              * reference loosely, and chaining must change nothing */
             for (size_t e = 0; k && e < n; e++)
                 if (!(fabs(got[k][j][e] - got[0][j][e]) <= 3e-4 * fmax(1, fabs(got[0][j][e]))))
-                    fail_msg("output %d [%zu] (%s): %.8g, reference %.8g", j, e, k == 2 ? "chains" : "no chains",
-                             got[k][j][e], got[0][j][e]);
+                    fail_msg("output %d [%zu] (variant %d): %.8g, reference %.8g", j, e, k, got[k][j][e],
+                             got[0][j][e]);
             if (k >= 2)
                 assert_memory_equal(got[k][j], got[1][j], n * sizeof(float));
         }
         if (k) {
             const plan *p = ctx->plans[0].plan;
             calls[k] = p->ncalls;
-            for (size_t ci = 0; ci < p->ncalls; ci++)
-                chains[k] += p->kernels[p->calls[ci].kernel].kind == KN_ROWS;
+            arena[k] = p->arena_bytes;
+            remat[k] = p->report.remat_trees;
+            for (size_t ci = 0; ci < p->ncalls; ci++) {
+                const kernel *kn = &p->kernels[p->calls[ci].kernel];
+                chains[k] += kn->kind == KN_ROWS;
+                for (uint32_t a = 0; kn->kind == KN_ROWS && a < kn->nargs; a++)
+                    local[k] += kn->arg_scratch[a] >= 0;
+            }
         }
         loom_ctx_free(ctx);
     }
+    /* temporaries of the chains (centred values, squares) live in the
+     * scratch; values read after the chain do not */
+    assert_true(local[2] >= 2 * BT);
+    assert_int_equal(local[1], 0);
+    /* the normalised values are recomputed: each step keeps its
+     * pre-normalisation input instead of two values of its size */
+    assert_true(remat[2] >= 4 * BT);
+    assert_int_equal(remat[4], 0);
+    assert_true(arena[2] < arena[4]);
     /* every step's forward and backward statistics and gate math chain */
     assert_int_equal(chains[1], 0);
     assert_true(chains[2] >= 2 * BT - 2);
