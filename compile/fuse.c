@@ -11,8 +11,9 @@
  * outside the group is stored (multi-output kernels), the rest stay in
  * registers. Movement ops (reshape, permute, expand, slice) become views:
  * strided addressing of their operand's memory, folded into the loads of
- * whoever reads them. A reduction absorbs an open group that feeds only
- * it. Matmul, gather, scatter-add, pad and concat get kernels of their
+ * whoever reads them. A group whose members span MAX_GROUP_STEPS time
+ * steps closes too (a sum over time steps reads a stream per step). A
+ * reduction absorbs an open group that feeds only it. Matmul, gather, scatter-add, pad and concat get kernels of their
  * own. A concatenation copies nothing where it can help it: an operand
  * computed by the plan is computed in place in the concatenation's
  * memory (a slab), and operands that already lie side by side in one
@@ -354,9 +355,12 @@ static uint32_t group_new(fz *f, loom_shape s)
     if (!LM_GROW(&f->mem, f->groups, f->groups_cap, f->ngroups + 1))
         return 0;
     uint32_t gi = (uint32_t)f->ngroups++;
-    f->groups[gi] = (group){ .shape = s, .parent = gi, .open = true };
+    f->groups[gi] = (group){ .shape = s, .parent = gi, .open = true, .step_lo = INT32_MAX, .step_hi = INT32_MIN };
     return gi;
 }
+
+/* Time steps an elementwise kernel may span (its members' step marks). */
+enum { MAX_GROUP_STEPS = 4 };
 
 static bool in_group(fz *f, ir_id n, uint32_t gi)
 {
@@ -432,8 +436,24 @@ static void join_group(fz *f, ir_id n)
         T->last = O->last;
         T->nmembers += O->nmembers;
         T->ext += O->ext;
+        T->step_lo = O->step_lo < T->step_lo ? O->step_lo : T->step_lo;
+        T->step_hi = O->step_hi > T->step_hi ? O->step_hi : T->step_hi;
         O->parent = target;
         O->open = false;
+    }
+    /* a group spanning many time steps (a gradient summed over them)
+     * reads a stream of memory per step: too many at once and the
+     * prefetchers lose them; it closes, storing a partial sum, and the
+     * sum goes on in a new group */
+    int32_t step = ir_node_at(g, n)->step;
+    if (target && step >= 0 && f->groups[target].step_lo <= f->groups[target].step_hi &&
+        (int64_t)(step > f->groups[target].step_hi ? step : f->groups[target].step_hi) -
+                (step < f->groups[target].step_lo ? step : f->groups[target].step_lo) >=
+            MAX_GROUP_STEPS) {
+        f->why = WHY_STEPS;
+        close_group(f, target);
+        f->why = WHY_COUNT;
+        target = 0;
     }
     if (target && f->groups[target].nmembers >= (uint32_t)f->o.max_fuse) {
         f->why = WHY_MAX_FUSE;
@@ -456,6 +476,10 @@ static void join_group(fz *f, ir_id n)
         G->first = n;
     G->last = n;
     G->nmembers++;
+    if (step >= 0) {
+        G->step_lo = step < G->step_lo ? step : G->step_lo;
+        G->step_hi = step > G->step_hi ? step : G->step_hi;
+    }
     f->grp[n] = target;
     f->state[n] = S_GROUP;
     /* uses of members by non-members: n's own, less n's reads of members */

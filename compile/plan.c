@@ -920,6 +920,7 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
         [WHY_CONCAT] = "stored into a concatenation (read as a block)",
         [WHY_OUTPUT] = "an output or a parameter update",
         [WHY_MAX_FUSE] = "the kernel reached max_fuse members",
+        [WHY_STEPS] = "the kernel reached 4 time steps (a stream each)",
         [WHY_EPILOGUE] = "a GEMM result read by a map (no epilogue fold)",
         [WHY_COPY] = "copies: strided view made contiguous",
         [WHY_FILL] = "fills: a constant written to memory",

@@ -23,6 +23,7 @@ typedef struct group {
     ir_id first, last; /* members, chained through fz.next */
     uint32_t nmembers;
     int64_t ext;       /* uses of members by non-members (+ outputs) */
+    int32_t step_lo, step_hi; /* time steps of its members (step_lo > step_hi: none) */
 } group;
 
 /* The kernel being built. */
