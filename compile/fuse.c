@@ -13,8 +13,8 @@
  * strided addressing of their operand's memory, folded into the loads of
  * whoever reads them. A group whose members span MAX_GROUP_STEPS time
  * steps closes too (a sum over time steps reads a stream per step). A
- * reduction absorbs an open group that feeds only it. Matmul, gather, scatter-add, pad and concat get kernels of their
- * own. A concatenation copies nothing where it can help it: an operand
+ * reduction absorbs an open group that feeds only it. Matmul, gather,
+ * scatter-add, pad and concat get kernels of their own. A concatenation copies nothing where it can help it: an operand
  * computed by the plan is computed in place in the concatenation's
  * memory (a slab), and operands that already lie side by side in one
  * buffer make the concatenation a view. Linear in nodes and operands.

@@ -267,7 +267,8 @@ static uint32_t chain_arg(plan_arg *args, uint8_t *dt, uint32_t *na, plan_arg pa
 static bool chain_local(const rows *w, uint32_t b)
 {
     const bstate *s = &w->bs[b];
-    return w->scratch && s->stamp == w->stamp && (s->flags & B_WRITTEN) && !(s->flags & (B_UNBANDED | B_REDUCED)) && w->nref[b] == s->refs;
+    return w->scratch && s->stamp == w->stamp && (s->flags & B_WRITTEN) && !(s->flags & (B_UNBANDED | B_REDUCED)) &&
+           w->nref[b] == s->refs;
 }
 
 /* Replaces the chain's calls by one KN_ROWS call at calls[at]. */
