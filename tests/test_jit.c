@@ -898,6 +898,57 @@ static void test_jit_column_reductions(void **state)
     }
 }
 
+/* What the backward pass recomputes (remat.c): u = sigmoid(a) * 2 + 1
+ * has one leaf of its size (sigmoid(a)) and is recomputed where the
+ * gradient of u * v reads it; w = sigmoid(a) * sigmoid(b) has two and is
+ * kept. Gradients equal the reference's, and the plan without
+ * recomputation's bitwise. */
+static void test_jit_recompute_cheap_values(void **state)
+{
+    (void)state;
+    enum { N = 4096, NK = 3 };
+    static float got[NK][3][N], xs[2][N];
+    for (int i = 0; i < N; i++) {
+        xs[0][i] = (float)sin(0.1 * i);
+        xs[1][i] = (float)cos(0.07 * i);
+    }
+    uint64_t trees[NK] = { 0 };
+    for (int k = 0; k < NK; k++) { /* reference, JIT, JIT without recomputation */
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE,
+                                                      .threads = 1 });
+        ctx->no_remat = k == 2;
+        loom_t a = loom_param(ctx, "a", LOOM_F32, LOOM_SHAPE(N));
+        loom_t b = loom_param(ctx, "b", LOOM_F32, LOOM_SHAPE(N));
+        assert_int_equal(loom_param_set(ctx, a, xs[0], sizeof xs[0]), LOOM_OK);
+        assert_int_equal(loom_param_set(ctx, b, xs[1], sizeof xs[1]), LOOM_OK);
+        loom_t sa = loom_sigmoid(ctx, a), sb = loom_sigmoid(ctx, b);
+        loom_t u = loom_add(ctx, loom_mul(ctx, sa, loom_full(ctx, LOOM_F32, LOOM_SCALAR, 2)),
+                            loom_full(ctx, LOOM_F32, LOOM_SCALAR, 1));
+        loom_t w = loom_mul(ctx, sa, sb);
+        /* u and w are read by the backward pass: d(u w)/dw = u, d(w w)/dw = 2 w */
+        loom_t loss = loom_sum_all(ctx, loom_add(ctx, loom_mul(ctx, u, w), loom_mul(ctx, w, w)));
+        loom_backward(ctx, loss);
+        loom_t outs[3] = { loom_grad(ctx, a), loom_grad(ctx, b), loss };
+        if (loom_run(ctx, 3, outs) != LOOM_OK)
+            fail_msg("%s", loom_errmsg(ctx));
+        for (int j = 0; j < 3; j++) {
+            size_t n = (size_t)loom_shape_numel(loom_shape_of(ctx, outs[j]));
+            assert_int_equal(loom_read(ctx, outs[j], got[k][j], n * sizeof(float)), LOOM_OK);
+            if (k)
+                assert_close(got[k][j], got[0][j], (int)n, j == 0 ? "da" : j == 1 ? "db" : "loss");
+            if (k == 2)
+                assert_memory_equal(got[2][j], got[1][j], n * sizeof(float));
+        }
+        if (k)
+            trees[k] = ctx->plans[0].plan->report.remat_trees;
+        loom_ctx_free(ctx);
+    }
+    /* u's readers in the backward pass (the gradient of u * w) recompute
+     * it; w, with two leaves of its size, is read from memory */
+    assert_int_equal(trees[1], 1);
+    assert_int_equal(trees[2], 0);
+}
+
 /* The fusion report of an Elman RNN: it names the recurrent matmuls left
  * unbatched, the boundary before each (h goes to memory for the next
  * step's matmul) with a first case, and follows snprintf's contract. */
@@ -1007,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
         cmocka_unit_test(test_jit_fusion_report),
         cmocka_unit_test(test_jit_row_chains_match_reference),
+        cmocka_unit_test(test_jit_recompute_cheap_values),
         cmocka_unit_test(test_jit_column_reductions),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
