@@ -58,6 +58,7 @@ typedef struct bstate {
     uint32_t refs;  /* the chain's arguments on it (emit_chain) */
     int64_t pitch, band;
     int64_t slot;   /* B_PLACED: where its band starts in the row scratch (bytes) */
+    uint32_t first, last; /* the members that touch it first and last (emit_chain) */
 } bstate;
 
 typedef struct undo {
@@ -271,6 +272,45 @@ static bool chain_local(const rows *w, uint32_t b)
            w->nref[b] == s->refs;
 }
 
+/* Gives each chain-local buffer a band in the row scratch; returns the
+ * bytes a row's bands take. A row runs the members one after another, so
+ * buffers whose members do not overlap (one's last before the other's
+ * first) share a band: a layer norm's temporaries then take a few bands
+ * that stay in L1, not one each. */
+static int64_t place_bands(rows *w)
+{
+    const plan *p = w->f->p;
+    struct band {
+        int64_t at, size;
+        uint32_t until; /* the last member of the buffer in it */
+    } bands[MAX_ARGS];
+    uint32_t nb = 0;
+    int64_t top = 0;
+    for (size_t i = 0; i < w->nmember; i++) {
+        const plan_call *call = &p->calls[w->member[i]];
+        for (uint32_t a = 0; a < p->kernels[call->kernel].nargs; a++) {
+            uint32_t b = p->args[call->arg + a].buffer;
+            bstate *s = &w->bs[b];
+            if (!chain_local(w, b) || (s->flags & B_PLACED))
+                continue;
+            int64_t size = (s->pitch * s->es + 63) & ~(int64_t)63;
+            uint32_t best = nb;
+            for (uint32_t k = 0; k < nb; k++)
+                if (bands[k].until < s->first && bands[k].size >= size &&
+                    (best == nb || bands[k].size < bands[best].size))
+                    best = k;
+            if (best == nb) {
+                bands[nb++] = (struct band){ .at = top, .size = size };
+                top += size;
+            }
+            bands[best].until = s->last;
+            s->flags |= B_PLACED;
+            s->slot = bands[best].at;
+        }
+    }
+    return top;
+}
+
 /* Replaces the chain's calls by one KN_ROWS call at calls[at]. */
 static bool emit_chain(rows *w, size_t at)
 {
@@ -295,24 +335,17 @@ static bool emit_chain(rows *w, size_t at)
     }
     for (size_t i = 0; i < w->nmember; i++) {
         const plan_call *call = &p->calls[w->member[i]];
-        for (uint32_t a = 0; a < p->kernels[call->kernel].nargs; a++)
-            w->bs[p->args[call->arg + a].buffer].refs++;
-    }
-    /* a band of each chain-local buffer in the scratch, the first
-     * argument on it placing it */
-    int64_t top = 0;
-    for (uint32_t j = 0; j < na; j++) {
-        uint32_t b = args[j].buffer;
-        bstate *s = &w->bs[b];
-        scr[j] = -1;
-        if (!chain_local(w, b))
-            continue;
-        if (!(s->flags & B_PLACED)) {
-            s->flags |= B_PLACED;
-            s->slot = top;
-            top += (s->pitch * s->es + 63) & ~(int64_t)63;
+        for (uint32_t a = 0; a < p->kernels[call->kernel].nargs; a++) {
+            bstate *s = &w->bs[p->args[call->arg + a].buffer];
+            if (!s->refs++)
+                s->first = (uint32_t)i;
+            s->last = (uint32_t)i;
         }
-        scr[j] = s->slot + (int64_t)args[j].offset - s->band * s->pitch * s->es;
+    }
+    int64_t top = place_bands(w);
+    for (uint32_t j = 0; j < na; j++) {
+        const bstate *s = &w->bs[args[j].buffer];
+        scr[j] = chain_local(w, args[j].buffer) ? s->slot + (int64_t)args[j].offset - s->band * s->pitch * s->es : -1;
     }
     ch.subs = lm_zalloc(m, w->nmember * sizeof *ch.subs);
     if (!ch.subs)

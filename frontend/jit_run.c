@@ -73,7 +73,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
     double ms0 = js->compile_ms;
     jit_kinfo *ks = lm_alloc(&ctx->mem, (p->nkernels + 1) * sizeof *ks);
     rt_exec *x = NULL;
-    if (ks && jit_plan(ctx->jit, p, ks) == LOOM_OK)
+    if (ks && jit_plan(ctx->jit, p, ks, ctx->threads) == LOOM_OK)
         x = rt_exec_new(ctx->mem, &ctx->err, p, ks, rt_pool_size(ctx->pool));
     lm_free(&ctx->mem, ks, (p->nkernels + 1) * sizeof *ks);
     if (!x || !LM_GROW(&ctx->mem, ctx->plans, ctx->plans_cap, ctx->nplans + 1)) {

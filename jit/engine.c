@@ -265,12 +265,15 @@ loom_code jit_module_add(jit_engine *e, LLVMModuleRef m)
     /* LOOM_JIT_DUMP=file: the optimised IR of every module, appended */
     const char *dump = getenv("LOOM_JIT_DUMP");
     if (dump && *dump) {
+        static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER; /* engines compile on several threads */
         char *text = LLVMPrintModuleToString(m);
+        pthread_mutex_lock(&dump_lock);
         FILE *f = fopen(dump, "a");
         if (f) {
             fputs(text, f);
             fclose(f);
         }
+        pthread_mutex_unlock(&dump_lock);
         LLVMDisposeMessage(text);
     }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, e->tsc);

@@ -3,10 +3,14 @@
  * is XXH3-128 of its canonical form together with the LLVM version, the
  * CPU, its features and the opt level; its symbol name is that key, so a
  * kernel compiled for one plan serves every later plan, time step and run.
- * The kernels a plan lacks are compiled together, in one module.
+ * The kernels a plan lacks are compiled together: in one module, or, on
+ * several threads, in one module per thread, each thread with an engine
+ * (LLVM context, LLJIT) of its own, its share balanced by an estimate of
+ * each kernel's compile time.
  */
 #include "codegen.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -20,10 +24,23 @@ typedef struct centry {
                       earlier call (which failed) is compiled again */
 } centry;
 
+enum { MAX_COMPILERS = 8 }; /* threads compiling one plan's kernels */
+
+/* The user's allocator, called under a lock while threads compile. */
+typedef struct locked_mem {
+    lm_mem inner;
+    pthread_mutex_t lock;
+} locked_mem;
+
 struct jit {
     lm_mem mem;
     lm_err *err;
     jit_engine *e;
+    char *cpu; /* as given to jit_new (NULL: the host), for the helpers' engines */
+    int opt_level;
+    jit_engine *helper[MAX_COMPILERS - 1]; /* engines of the other compiling threads, made when first needed */
+    lm_err helper_err[MAX_COMPILERS - 1];
+    locked_mem locked;
     uint64_t fingerprint[2];
     centry *tab; /* open addressing; key {0, 0} is empty */
     size_t ntab, cap;
@@ -46,8 +63,13 @@ jit *jit_new(lm_mem mem, lm_err *err, const char *cpu, int opt_level)
         return NULL;
     j->mem = mem;
     j->err = err;
+    j->opt_level = opt_level;
+    j->locked.inner = mem;
+    pthread_mutex_init(&j->locked.lock, NULL);
     j->e = jit_engine_new(mem, err, cpu, opt_level);
-    if (!j->e) {
+    if (!j->e || (cpu && !(j->cpu = lm_strdup(&j->mem, cpu)))) {
+        jit_engine_free(j->e);
+        pthread_mutex_destroy(&j->locked.lock);
         lm_free(&mem, j, sizeof *j);
         return NULL;
     }
@@ -68,7 +90,12 @@ void jit_free(jit *j)
     if (!j)
         return;
     jit_engine_free(j->e);
+    for (int i = 0; i < MAX_COMPILERS - 1; i++)
+        jit_engine_free(j->helper[i]);
+    pthread_mutex_destroy(&j->locked.lock);
     lm_mem m = j->mem;
+    if (j->cpu)
+        lm_free(&m, j->cpu, strlen(j->cpu) + 1);
     lm_free(&m, j->tab, j->cap * sizeof *j->tab);
     lm_free(&m, j, sizeof *j);
 }
@@ -125,68 +152,220 @@ static void symbol(const uint64_t key[2], char *buf, size_t size)
     snprintf(buf, size, "loom_k%016llx%016llx", (unsigned long long)key[1], (unsigned long long)key[0]);
 }
 
-loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
+static void *locked_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    locked_mem *l = ud;
+    pthread_mutex_lock(&l->lock);
+    void *r = l->inner.fn(l->inner.ud, ptr, osize, nsize);
+    pthread_mutex_unlock(&l->lock);
+    return r;
+}
+
+/* A guess at the time kernel k takes LLVM to compile, in tenths of a ms,
+ * fitted to this project's kernels compiled one by one: a GEMM 22-80 ms,
+ * a map 6-27 ms, growing with its code, a reduction more, a row chain
+ * about the sum of its members. */
+static double compile_cost(const kernel *k)
+{
+    if (k->kind == KN_GEMM)
+        return 600;
+    if (k->kind == KN_MAP || k->kind == KN_REDUCE)
+        return (k->kind == KN_MAP ? 100 : 200) + 4.0 * k->ncode;
+    if (k->kind != KN_ROWS)
+        return 100;
+    double c = 0;
+    for (uint32_t i = 0; i < k->nsubs; i++)
+        c += (k->subs[i].kind == KN_MAP ? 20 : 60) + 7.0 * k->subs[i].ncode;
+    return c;
+}
+
+/* One compiling thread's share of the kernels a plan lacks: emitted into
+ * a module of its engine, compiled, and looked up (into out). */
+typedef struct share {
+    jit_engine *e;
+    const plan *p;
+    const uint32_t *kernels; /* indices into p->kernels */
+    const uint64_t *keys;    /* two words each, parallel to kernels */
+    size_t n;
+    jit_kinfo *out;
+    loom_code code;
+    pthread_t thread;
+    bool started;
+} share;
+
+static void *compile_share(void *arg)
+{
+    share *s = arg;
+    char name[64];
+    s->code = LOOM_OK;
+    LLVMModuleRef m = jit_module_new(s->e, "loom_kernels");
+    for (size_t x = 0; x < s->n; x++) {
+        uint32_t i = s->kernels[x];
+        symbol(s->keys + 2 * x, name, sizeof name);
+        if (jit_emit_kernel(s->e, m, name, &s->p->kernels[i], &s->out[i].work, &s->out[i].scratch) != LOOM_OK) {
+            LLVMDisposeModule(m);
+            s->code = s->e->err->code;
+            return NULL;
+        }
+    }
+    if (jit_module_add(s->e, m) != LOOM_OK) { /* m is gone either way */
+        s->code = s->e->err->code;
+        return NULL;
+    }
+    for (size_t x = 0; x < s->n; x++) {
+        symbol(s->keys + 2 * x, name, sizeof name);
+        s->out[s->kernels[x]].fn = (rt_kernel_fn)jit_lookup(s->e, name);
+        if (!s->out[s->kernels[x]].fn) {
+            s->code = s->e->err->code;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+typedef struct pending {
+    double cost;
+    uint32_t kernel;
+    uint64_t key[2];
+} pending;
+
+static int by_cost_desc(const void *a, const void *b)
+{
+    double x = ((const pending *)a)->cost, y = ((const pending *)b)->cost;
+    return (x < y) - (x > y);
+}
+
+/* The engines of up to `want` compiling threads (the first is j->e), made
+ * when first needed; fewer when one cannot be made. */
+static int engines(jit *j, int want)
+{
+    int n = 1;
+    while (n < want) {
+        jit_engine **h = &j->helper[n - 1];
+        j->helper_err[n - 1] = (lm_err){ 0 };
+        if (!*h && !(*h = jit_engine_new(j->mem, &j->helper_err[n - 1], j->cpu, j->opt_level)))
+            break;
+        n++;
+    }
+    return n;
+}
+
+/* Compiles pend[0..n) on up to `threads` threads; fills out[] for them. */
+static loom_code compile(jit *j, const plan *p, pending *pend, size_t n, int threads, jit_kinfo *out)
+{
+    int ns = engines(j, threads < MAX_COMPILERS ? threads : MAX_COMPILERS);
+    if ((size_t)ns > n)
+        ns = (int)n;
+    share sh[MAX_COMPILERS] = { 0 };
+    size_t bytes = n * (sizeof(uint32_t) + 2 * sizeof(uint64_t));
+    char *mem = lm_alloc(&j->mem, bytes);
+    if (!mem)
+        return j->err->code;
+    uint32_t *ks = (uint32_t *)(void *)(mem + n * 2 * sizeof(uint64_t));
+    uint64_t *keys = (uint64_t *)(void *)mem;
+    /* longest first, each to the least loaded share; a share's kernels
+     * lie together in ks and keys */
+    qsort(pend, n, sizeof *pend, by_cost_desc);
+    int *owner = lm_alloc(&j->mem, n * sizeof *owner);
+    if (!owner) {
+        lm_free(&j->mem, mem, bytes);
+        return j->err->code;
+    }
+    double load[MAX_COMPILERS] = { 0 };
+    for (size_t x = 0; x < n; x++) {
+        int best = 0;
+        for (int t = 1; t < ns; t++)
+            if (load[t] < load[best])
+                best = t;
+        load[best] += pend[x].cost;
+        owner[x] = best;
+    }
+    size_t at = 0;
+    for (int t = 0; t < ns; t++) {
+        sh[t] = (share){ .e = t ? j->helper[t - 1] : j->e, .p = p, .kernels = ks + at, .keys = keys + 2 * at,
+                         .out = out };
+        for (size_t x = 0; x < n; x++)
+            if (owner[x] == t) {
+                ks[at] = pend[x].kernel;
+                keys[2 * at] = pend[x].key[0];
+                keys[2 * at + 1] = pend[x].key[1];
+                at++;
+                sh[t].n++;
+            }
+    }
+    lm_free(&j->mem, owner, n * sizeof *owner);
+    /* while threads compile, allocations go through the user's allocator
+     * one at a time */
+    lm_mem saved[MAX_COMPILERS];
+    for (int t = 0; t < ns && ns > 1; t++) {
+        saved[t] = sh[t].e->mem;
+        sh[t].e->mem.fn = locked_alloc;
+        sh[t].e->mem.ud = &j->locked;
+    }
+    for (int t = 1; t < ns; t++)
+        sh[t].started = !pthread_create(&sh[t].thread, NULL, compile_share, &sh[t]);
+    compile_share(&sh[0]);
+    for (int t = 1; t < ns; t++) {
+        if (sh[t].started)
+            pthread_join(sh[t].thread, NULL);
+        else
+            compile_share(&sh[t]); /* no thread to be had: here, after the others */
+    }
+    for (int t = 0; t < ns && ns > 1; t++)
+        sh[t].e->mem = saved[t];
+    loom_code c = LOOM_OK;
+    for (int t = 0; t < ns; t++) {
+        if (sh[t].code != LOOM_OK) {
+            if (t && c == LOOM_OK) /* a helper's error, in the caller's record */
+                lm_fail(j->err, sh[t].code, "%s", j->helper_err[t - 1].msg);
+            c = sh[t].code;
+            continue;
+        }
+        j->stats.modules++;
+        for (size_t x = 0; x < sh[t].n; x++) {
+            bool found;
+            cache_find(j, sh[t].keys + 2 * x, &found)->info = out[sh[t].kernels[x]];
+            j->stats.compiled++;
+        }
+    }
+    lm_free(&j->mem, mem, bytes);
+    return c == LOOM_OK ? LOOM_OK : j->err->code;
+}
+
+loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out, int threads)
 {
     if (!cache_grow(j, j->ntab + p->nkernels + 1))
         return j->err->code;
     double t0 = now_ms();
-    LLVMModuleRef m = NULL;
     size_t missing = 0;
     /* a plan may hold a kernel twice only if two hashes collide, which
-     * the plan already folds; here each miss is emitted once */
-    uint32_t *pending = lm_alloc(&j->mem, (p->nkernels + 1) * sizeof *pending);
-    if (!pending)
+     * the plan already folds; here each miss is compiled once */
+    pending *pend = lm_alloc(&j->mem, (p->nkernels + 1) * sizeof *pend);
+    if (!pend)
         return j->err->code;
     j->calls++;
-    char name[64];
     for (size_t i = 0; i < p->nkernels; i++) {
         uint64_t key[2];
         cache_key(j, &p->kernels[i], key);
         bool found;
         centry *ce = cache_find(j, key, &found);
         j->stats.requested++;
+        out[i] = (jit_kinfo){ 0 };
         if (found && (ce->info.fn || ce->call == j->calls)) {
-            out[i] = ce->info; /* compiled, or pending in this call */
-            j->stats.hits++;
+            j->stats.hits++; /* compiled, or pending in this call */
             continue;
-        }
-        if (!m)
-            m = jit_module_new(j->e, "loom_kernels");
-        symbol(key, name, sizeof name);
-        if (jit_emit_kernel(j->e, m, name, &p->kernels[i], &out[i].work, &out[i].scratch) != LOOM_OK) {
-            LLVMDisposeModule(m);
-            lm_free(&j->mem, pending, (p->nkernels + 1) * sizeof *pending);
-            return j->err->code;
         }
         /* reserve the slot now so a second copy in this plan finds it */
         ce->key[0] = key[0];
         ce->key[1] = key[1];
-        ce->info = out[i];
-        ce->info.fn = NULL;
+        ce->info = (jit_kinfo){ 0 };
         ce->call = j->calls;
         j->ntab += !found;
-        pending[missing++] = (uint32_t)i;
+        pend[missing++] = (pending){ .cost = compile_cost(&p->kernels[i]), .kernel = (uint32_t)i,
+                                     .key = { key[0], key[1] } };
     }
-    loom_code c = LOOM_OK;
-    if (m) {
-        c = jit_module_add(j->e, m);
-        j->stats.modules++;
-        for (size_t x = 0; x < missing && c == LOOM_OK; x++) {
-            size_t i = pending[x];
-            uint64_t key[2];
-            cache_key(j, &p->kernels[i], key);
-            symbol(key, name, sizeof name);
-            out[i].fn = (rt_kernel_fn)jit_lookup(j->e, name);
-            if (!out[i].fn) {
-                c = j->err->code;
-                break;
-            }
-            bool found;
-            cache_find(j, key, &found)->info = out[i];
-            j->stats.compiled++;
-        }
-    }
-    /* kernels found in the cache in this same call may have been pending */
+    loom_code c = missing ? compile(j, p, pend, missing, threads < 1 ? 1 : threads, out) : LOOM_OK;
+    /* kernels found in the cache, this call's among them */
     for (size_t i = 0; i < p->nkernels && c == LOOM_OK; i++)
         if (!out[i].fn) {
             uint64_t key[2];
@@ -196,7 +375,7 @@ loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out)
             if (!out[i].fn)
                 c = lm_fail(j->err, LOOM_ERR_INTERNAL, "jit: kernel %zu has no code", i);
         }
-    lm_free(&j->mem, pending, (p->nkernels + 1) * sizeof *pending);
+    lm_free(&j->mem, pend, (p->nkernels + 1) * sizeof *pend);
     j->stats.compile_ms += now_ms() - t0;
     return c;
 }

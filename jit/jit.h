@@ -32,8 +32,9 @@ jit *jit_new(lm_mem mem, lm_err *err, const char *cpu, int opt_level);
 void jit_free(jit *j);
 
 /* Compiled kernels for every kernel of p (out has p->nkernels entries):
- * from the cache, or compiled together in one module. */
-loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out);
+ * from the cache, or compiled, on up to `threads` threads (the calling
+ * one among them), each compiling its share in one module. */
+loom_code jit_plan(jit *j, const plan *p, jit_kinfo *out, int threads);
 
 const jit_stats *jit_get_stats(const jit *j);
 jit_engine *jit_get_engine(jit *j);

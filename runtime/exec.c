@@ -1,6 +1,7 @@
 /*
  * exec.c — the plan executor.
  */
+#define _DEFAULT_SOURCE /* madvise's Linux advice (MADV_HUGEPAGE, MADV_POPULATE_WRITE), beyond POSIX */
 #include "exec.h"
 
 #include <math.h>
@@ -40,8 +41,12 @@ struct rt_exec {
 };
 
 /* The arena, zeroed: 2 MiB-aligned and in huge pages where the system
- * allows (THP "madvise"), which spares the big GEMMs' operands TLB misses
- * and the first run most of its page faults. */
+ * allows (THP "madvise"), which spares the big GEMMs' operands TLB misses,
+ * and its pages faulted in by one call (MADV_POPULATE_WRITE, Linux 5.14)
+ * rather than one fault at a time: on this machine, 96 MiB zeroed in
+ * 9 ms against 146 ms with huge pages alone, 280 ms with neither, in a
+ * small program; the char-LM's 92 MiB arena here 28-167 ms (as huge
+ * pages are to be had) against 256-277 ms. */
 static char *arena_new(rt_exec *x, uint64_t bytes)
 {
     enum { HUGE = 2u << 20 };
@@ -56,6 +61,10 @@ static char *arena_new(rt_exec *x, uint64_t bytes)
 #ifdef MADV_HUGEPAGE
     if (align == HUGE)
         madvise(a, (size + HUGE - 1) & ~(size_t)(HUGE - 1), MADV_HUGEPAGE); /* advice: failure is harmless */
+#endif
+#ifdef MADV_POPULATE_WRITE
+    if (align == HUGE) /* whole pages inside the block; failure is harmless (memset faults them) */
+        madvise(a, size & ~(size_t)4095, MADV_POPULATE_WRITE);
 #endif
     memset(a, 0, size);
     return a;

@@ -7,7 +7,9 @@
  */
 #include "testutil.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "autograd.h"
 #include "fe.h"
@@ -51,7 +53,7 @@ static loom_code jit_run(ir_graph *g, const op_env *env, const ir_id *roots, uin
     if (nkernels)
         *nkernels = p->nkernels;
     jit_kinfo *ks = calloc(p->nkernels + 1, sizeof *ks);
-    loom_code c = jit_plan(J, p, ks);
+    loom_code c = jit_plan(J, p, ks, threads);
     if (c != LOOM_OK) {
         lm_fail(g->err, c, "%s", JERR.msg);
         lm_err_clear(&JERR);
@@ -433,6 +435,69 @@ static void test_jit_cache_second_build_compiles_nothing(void **state)
     print_message("second build: %llu plans built, %llu kernels compiled (unchanged), %.1f ms LLVM in all\n",
                   (unsigned long long)s2.plans_built, (unsigned long long)s2.kernels_compiled, s2.compile_ms);
     loom_ctx_free(ctx);
+}
+
+/* An allocator that counts the calls that overlap another: loom calls
+ * a user's allocator one call at a time, threads compiling or not. */
+static atomic_int alloc_inside, alloc_overlaps, alloc_calls;
+static atomic_bool alloc_slow;
+static void *serial_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (atomic_fetch_add(&alloc_inside, 1))
+        atomic_fetch_add(&alloc_overlaps, 1);
+    void *r = NULL;
+    if (nsize)
+        r = realloc(ptr, nsize);
+    else
+        free(ptr);
+    /* while a plan compiles, each call stays a while: two threads'
+     * calls would then overlap unless loom serialises them */
+    if (atomic_load(&alloc_slow)) {
+        atomic_fetch_add(&alloc_calls, 1);
+        nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+    }
+    atomic_fetch_sub(&alloc_inside, 1);
+    return r;
+}
+
+/* On 2 threads a plan's kernels compile in two modules at once, one per
+ * thread, each with an engine of its own; the step's values are those of
+ * the plan compiled on one thread, and the user's allocator is never
+ * called by two threads at once. */
+static void test_jit_compiles_on_threads(void **state)
+{
+    (void)state;
+    float loss[2], w[2][8 * 16];
+    uint64_t modules[2];
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 3, .threads = k + 1, .alloc = serial_alloc });
+        loom_t pw = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(8, 16));
+        loom_t pu = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(16, 16));
+        loom_param_init_normal(ctx, pw, 0, 0.3);
+        loom_param_init_normal(ctx, pu, 0, 0.3);
+        ctx->no_rows = true; /* the same plan on 1 and 2 threads */
+        loom_t l = record_rnn(ctx, 6, pw, pu);
+        atomic_store(&alloc_calls, 0);
+        atomic_store(&alloc_slow, true);
+        assert_int_equal(loom_run(ctx, 1, &l), LOOM_OK);
+        atomic_store(&alloc_slow, false);
+        assert_int_equal(loom_read(ctx, l, &loss[k], sizeof loss[k]), LOOM_OK);
+        assert_int_equal(loom_read(ctx, pw, w[k], sizeof w[k]), LOOM_OK);
+        const jit_stats *js = jit_get_stats(ctx->jit);
+        modules[k] = js->modules;
+        assert_true(js->compiled >= 4);
+        print_message("%d thread(s): %llu kernels in %llu module(s), %.1f ms; %d allocator calls, %d overlapping\n",
+                      k + 1, (unsigned long long)js->compiled, (unsigned long long)js->modules, js->compile_ms,
+                      atomic_load(&alloc_calls), atomic_load(&alloc_overlaps));
+        loom_ctx_free(ctx);
+    }
+    assert_int_equal(modules[0], 1);
+    assert_int_equal(modules[1], 2);
+    assert_memory_equal(&loss[0], &loss[1], sizeof loss[0]);
+    assert_memory_equal(w[0], w[1], sizeof w[0]);
+    assert_int_equal(atomic_load(&alloc_overlaps), 0);
 }
 
 /* Identical steps share kernels: T = 8 and T = 64 compile the same
@@ -1049,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_jit_cache_second_build_compiles_nothing),
         cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
         cmocka_unit_test(test_jit_threads_do_not_change_results),
+        cmocka_unit_test(test_jit_compiles_on_threads),
         cmocka_unit_test(test_jit_gemm_epilogues_fuse_and_match),
         cmocka_unit_test(test_jit_gemm_computed_bias_is_not_folded_early),
         cmocka_unit_test(test_jit_plan_records_buffer_roles),
