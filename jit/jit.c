@@ -41,6 +41,7 @@ struct jit {
     jit_engine *helper[MAX_COMPILERS - 1]; /* engines of the other compiling threads, made when first needed */
     lm_err helper_err[MAX_COMPILERS - 1];
     locked_mem locked;
+    bool warm; /* warm_up has run */
     uint64_t fingerprint[2];
     centry *tab; /* open addressing; key {0, 0} is empty */
     size_t ntab, cap;
@@ -235,10 +236,31 @@ static int by_cost_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+/* Compiles an empty kernel on the calling thread: LLVM's lazily made
+ * globals (the timers' registry among them) are then made here, before
+ * any other thread compiles, rather than by whichever thread comes first
+ * (safe in LLVM, but not visible as such to ThreadSanitizer, as LLVM's
+ * own code is not instrumented). */
+static bool warm_up(jit_engine *e)
+{
+    LLVMModuleRef m = jit_module_new(e, "loom_warm_up");
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
+    jit_kernel_begin(e, m, b, "loom_warm_up");
+    LLVMBuildRetVoid(b);
+    LLVMDisposeBuilder(b);
+    return jit_module_add(e, m) == LOOM_OK && jit_lookup(e, "loom_warm_up");
+}
+
 /* The engines of up to `want` compiling threads (the first is j->e), made
- * when first needed; fewer when one cannot be made. */
+ * when first needed; fewer when one cannot be made; 0 when LLVM fails
+ * (recorded). */
 static int engines(jit *j, int want)
 {
+    if (want > 1 && !j->warm) {
+        if (!warm_up(j->e))
+            return 0;
+        j->warm = true;
+    }
     int n = 1;
     while (n < want) {
         jit_engine **h = &j->helper[n - 1];
@@ -254,6 +276,8 @@ static int engines(jit *j, int want)
 static loom_code compile(jit *j, const plan *p, pending *pend, size_t n, int threads, jit_kinfo *out)
 {
     int ns = engines(j, threads < MAX_COMPILERS ? threads : MAX_COMPILERS);
+    if (!ns)
+        return j->err->code;
     if ((size_t)ns > n)
         ns = (int)n;
     share sh[MAX_COMPILERS] = { 0 };
