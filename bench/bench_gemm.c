@@ -7,6 +7,7 @@
  *   fwd M=32     gates = h · W^T         M=32,   N=4H, K=H     (tb)
  *   fwd M=2048   gates = X · W^T         M=2048, N=4H, K=H     (tb)
  *   bwd dX       dh = dG · W             M=32,   N=H,  K=4H
+ *   bwd dXin     dX = dG · W             M=2048, N=H,  K=4H    (the input's, batched over time)
  *   bwd dW       dW = dG^T · X           M=4H,   N=H,  K=2048  (ta)
  *
  * Also the one-time cost of compiling each kernel. Both sides compute the
@@ -213,6 +214,8 @@ int bench_gemm(const bench_opts *o)
         add_case(cases, &n, name, 2048, 4 * h, h, false, true);
         snprintf(name, sizeof name, "bwd dX H=%lld", (long long)h);
         add_case(cases, &n, name, 32, h, 4 * h, false, false);
+        snprintf(name, sizeof name, "bwd dXin H=%lld", (long long)h);
+        add_case(cases, &n, name, 2048, h, 4 * h, false, false);
         snprintf(name, sizeof name, "bwd dW H=%lld", (long long)h);
         add_case(cases, &n, name, 4 * h, h, 2048, true, false);
     }
