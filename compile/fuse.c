@@ -1201,6 +1201,12 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
             continue;
         case OP_ASSIGN: {
             ir_id v = ir_src(g, n, 0);
+            /* a member of an open group is stored when its group closes
+             * (the assignment is a use from outside it), which need not
+             * be now: an optimizer's moment updates and the parameter's
+             * then make one kernel (its commit is placed at the end) */
+            if (f->state[v] == S_GROUP && f->groups[find(f, f->grp[v])].open)
+                continue;
             const view *pv = view_of(f, v);
             if (pv && f->p->buffers[pv->buf].kind == PB_PARAM) {
                 /* params commit one after another: copy a param's value
@@ -1254,6 +1260,9 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots)
             ir_id v = ir_src(g, n, 0);
             const view *pv = view_of(f, v);
             if (!pv)
+                break;
+            loom_shape vs = ir_shapev(g, v);
+            if (!contiguous(&vs, pv->st) && !(pv = contiguous_of(f, v)))
                 break;
             loom_dtype dt = ir_dtype(g, v);
             p->buffers[pv->buf].role |= PR_UPDATE;

@@ -500,6 +500,54 @@ static void test_jit_compiles_on_threads(void **state)
     assert_int_equal(atomic_load(&alloc_overlaps), 0);
 }
 
+/* Adam's update of a parameter is one kernel: the moments' new values
+ * are assigned (stored for their commits) and read by the parameter's
+ * own update in registers, not from memory by a second kernel. Training
+ * still matches the reference executor. */
+static void test_jit_optimizer_update_is_one_kernel(void **state)
+{
+    (void)state;
+    float w[2][96 * 80];
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 5, .threads = 1,
+                                                       .backend = k ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT });
+        loom_t pw = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(96, 80));
+        loom_param_init_normal(ctx, pw, 0, 0.5);
+        loom_optimizer *o = loom_optimizer_new(ctx, &(loom_optim_config){ .kind = LOOM_OPT_ADAM, .lr = 0.01 });
+        for (int s = 0; s < 3; s++) {
+            loom_reset(ctx);
+            loom_t x = loom_full(ctx, LOOM_F32, LOOM_SHAPE(4, 96), 0.25);
+            loom_t loss = loom_mean_all(ctx, loom_tanh(ctx, loom_matmul(ctx, x, pw)));
+            assert_int_equal(loom_optimizer_attach(ctx, o, loss), LOOM_OK);
+            assert_int_equal(loom_optimizer_step(ctx, o, 1, &loss), LOOM_OK);
+        }
+        assert_int_equal(loom_read(ctx, pw, w[k], sizeof w[k]), LOOM_OK);
+        if (!k) {
+            const plan *p = ctx->plans[0].plan;
+            int over_w = 0, stores = 0;
+            for (size_t c = 0; c < p->ncalls; c++) {
+                const kernel *kn = &p->kernels[p->calls[c].kernel];
+                int64_t n = 1;
+                for (int d = 0; d < kn->space.rank; d++)
+                    n *= kn->space.d[d];
+                if (kn->kind != KN_MAP || n != 96 * 80)
+                    continue;
+                over_w++;
+                for (uint32_t i = 0; i < kn->ncode; i++)
+                    stores += kn->code[i].op == KI_STORE;
+            }
+            print_message("maps over w's %d elements: %d call(s), %d store(s)\n", 96 * 80, over_w, stores);
+            assert_int_equal(over_w, 1);
+            assert_int_equal(stores, 3); /* m, v and w */
+        }
+        loom_optimizer_free(o);
+        loom_ctx_free(ctx);
+    }
+    for (int i = 0; i < 96 * 80; i++)
+        if (!(fabsf(w[0][i] - w[1][i]) <= 1e-5f * fmaxf(1.0f, fabsf(w[1][i]))))
+            fail_msg("w[%d] after 3 Adam steps: jit %.9g, reference %.9g", i, w[0][i], w[1][i]);
+}
+
 /* Identical steps share kernels: T = 8 and T = 64 compile the same
  * number, forward and backward. */
 static void test_jit_unrolled_steps_compile_same_kernels(void **state)
@@ -1115,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_jit_unrolled_steps_compile_same_kernels),
         cmocka_unit_test(test_jit_threads_do_not_change_results),
         cmocka_unit_test(test_jit_compiles_on_threads),
+        cmocka_unit_test(test_jit_optimizer_update_is_one_kernel),
         cmocka_unit_test(test_jit_gemm_epilogues_fuse_and_match),
         cmocka_unit_test(test_jit_gemm_computed_bias_is_not_folded_early),
         cmocka_unit_test(test_jit_plan_records_buffer_roles),
