@@ -32,9 +32,7 @@ static ir_id copy_node(const ir_graph *from, ir_graph *to, ir_id n, const ir_id 
                                   .nattr = x->nattr });
 }
 
-typedef ir_id (*rewrite_fn)(const ir_graph *from, ir_graph *to, ir_id n, const ir_id *srcs);
-
-static loom_code copy_pass(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, rewrite_fn rw)
+loom_code pass_copy(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, pass_rewrite_fn rw, void *ud)
 {
     size_t n = ir_count(from) + 1;
     lm_mem mem = to->mem;
@@ -60,7 +58,7 @@ static loom_code copy_pass(const ir_graph *from, ir_graph *to, ir_id *roots, uin
         }
         for (uint32_t i = 0; i < ns; i++)
             srcs[i] = map[ir_src(from, v, i)];
-        ir_id r = rw ? rw(from, to, v, srcs) : 0;
+        ir_id r = rw ? rw(from, to, v, srcs, map, ud) : 0;
         map[v] = r ? r : copy_node(from, to, v, srcs);
     }
     for (uint32_t i = 0; i < nroots && !ir_failed(to); i++)
@@ -78,7 +76,7 @@ done:
 
 loom_code pass_dce(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots)
 {
-    return copy_pass(from, to, roots, nroots, NULL);
+    return pass_copy(from, to, roots, nroots, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -102,8 +100,10 @@ static bool is_const_eq(const ir_graph *g, ir_id n, double want)
 
 /* The rewrite of node n (of `from`) whose operands are already in `to`,
  * or 0 to copy it as it is. Every rewrite keeps dtype and shape. */
-static ir_id simplify(const ir_graph *from, ir_graph *to, ir_id n, const ir_id *s)
+static ir_id simplify(const ir_graph *from, ir_graph *to, ir_id n, ir_id *s, const ir_id *map, void *ud)
 {
+    (void)map;
+    (void)ud;
     int op = ir_op(from, n);
     const op_def *d = op_get(op);
     loom_shape shape = ir_shapev(from, n);
@@ -195,7 +195,7 @@ static ir_id simplify(const ir_graph *from, ir_graph *to, ir_id n, const ir_id *
 
 loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots)
 {
-    return copy_pass(from, to, roots, nroots, simplify);
+    return pass_copy(from, to, roots, nroots, simplify, NULL);
 }
 
 /* ------------------------------------------------------------------ */

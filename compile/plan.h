@@ -279,5 +279,13 @@ loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uin
  * makes duplicates on purpose, which hash-consing would fold. */
 loom_code pass_remat(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, uint64_t *trees);
 typedef loom_code (*graph_pass)(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+/* The copying driver of the graph passes (passes.c): the nodes the roots
+ * reach, copied into `to` in order, each with its step and phase marks,
+ * its operands the copies map[] gives. rw (may be NULL) sees each node
+ * first, with those operands in srcs: it returns the node's rewrite, or
+ * 0 to have it copied with srcs as rw left them. */
+typedef ir_id (*pass_rewrite_fn)(const ir_graph *from, ir_graph *to, ir_id n, ir_id *srcs, const ir_id *map,
+                                 void *ud);
+loom_code pass_copy(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, pass_rewrite_fn rw, void *ud);
 
 #endif /* LOOM_COMPILE_PLAN_H */

@@ -23,8 +23,9 @@
  * among the graph passes, since a pass that rebuilds the graph through
  * ir_add would fold the copies back into the forward values.
  *
- * One sweep decides (trees are sized bottom-up, a node at a time) and one
- * copies: linear in nodes, each reader adding at most TREE_MAX nodes.
+ * One sweep decides (trees are sized bottom-up, a node at a time) and
+ * pass_copy copies: linear in nodes, each reader adding at most TREE_MAX
+ * nodes.
  */
 #include "plan.h"
 
@@ -66,14 +67,13 @@ static int64_t kept_elements(const ir_graph *g, ir_id o)
 
 typedef struct remat {
     const ir_graph *from;
-    ir_graph *to;
-    ir_id *map;      /* [n] a node's copy in `to` */
-    uint8_t *size;   /* [n] the tree recomputing it (SIZE_MASK, HAS_BIG); 0: not recomputed */
+    const ir_id *map; /* pass_copy's: a node's copy in `to` */
+    uint8_t *size;    /* [n] the tree recomputing it (SIZE_MASK, HAS_BIG); 0: not recomputed */
     uint64_t trees;
 } remat;
 
 /* A copy of v's tree in `to`, its leaves the kept values. */
-static ir_id recompute(remat *r, ir_id v)
+static ir_id recompute(remat *r, ir_graph *to, ir_id v)
 {
     const ir_graph *g = r->from;
     if (!r->size[v])
@@ -81,27 +81,44 @@ static ir_id recompute(remat *r, ir_id v)
     ir_id srcs[3];
     uint32_t ns = ir_nsrc(g, v);
     for (uint32_t i = 0; i < ns; i++)
-        if (!(srcs[i] = recompute(r, ir_src(g, v, i))))
+        if (!(srcs[i] = recompute(r, to, ir_src(g, v, i))))
             return 0;
     const ir_node *x = ir_node_at(g, v);
-    return ir_add_unique(r->to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(g, v),
-                                            .srcs = srcs, .nsrc = ns, .attrs = ir_attrs(g, v),
-                                            .nattr = x->nattr });
+    return ir_add_unique(to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(g, v),
+                                         .srcs = srcs, .nsrc = ns, .attrs = ir_attrs(g, v), .nattr = x->nattr });
+}
+
+/* pass_copy's rewrite: a backward node's cheap forward operands become
+ * copies of their trees, marked as the node is (its step, the backward
+ * phase), so that they fuse into its kernel. */
+static ir_id reread(const ir_graph *from, ir_graph *to, ir_id n, ir_id *srcs, const ir_id *map, void *ud)
+{
+    remat *r = ud;
+    const ir_node *x = ir_node_at(from, n);
+    if (x->phase != IR_BWD)
+        return 0;
+    r->map = map;
+    to->cur_step = x->step;
+    to->cur_phase = x->phase;
+    to->cur_scope = x->scope;
+    for (uint32_t i = 0; i < x->nsrc; i++) {
+        ir_id o = ir_src(from, n, i);
+        if (r->size[o]) {
+            srcs[i] = recompute(r, to, o);
+            r->trees++;
+        }
+    }
+    return 0;
 }
 
 loom_code pass_remat(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, uint64_t *trees)
 {
     size_t n = ir_count(from) + 1;
     lm_mem mem = to->mem;
-    remat r = { .from = from, .to = to };
-    r.map = lm_zalloc(&mem, n * sizeof *r.map);
+    remat r = { .from = from };
     r.size = lm_zalloc(&mem, n);
-    ir_id small[8], *srcs = small;
-    size_t srcs_cap = LM_ARRAY_LEN(small);
-    if (!r.map || !r.size) {
-        lm_fail(to->err, LOOM_ERR_NOMEM, "remat: out of memory");
-        goto done;
-    }
+    if (!r.size)
+        return lm_fail(to->err, LOOM_ERR_NOMEM, "remat: out of memory");
     /* decide: operands come first, so their trees are sized */
     for (ir_id v = 1; v < n; v++) {
         if (!cheap(from, v) || ir_nsrc(from, v) > 3)
@@ -122,47 +139,9 @@ loom_code pass_remat(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t 
         if (size <= TREE_MAX && big <= 1)
             r.size[v] = (uint8_t)(size | (big ? HAS_BIG : 0));
     }
-    for (ir_id v = 1; v < n && !ir_failed(to); v++) {
-        const ir_node *x = ir_node_at(from, v);
-        uint32_t ns = x->nsrc;
-        if (ns > srcs_cap) {
-            ir_id *bigger = lm_alloc(&mem, ns * sizeof *bigger);
-            if (!bigger) {
-                lm_fail(to->err, LOOM_ERR_NOMEM, "remat: out of memory");
-                break;
-            }
-            if (srcs != small)
-                lm_free(&mem, srcs, srcs_cap * sizeof *srcs);
-            srcs = bigger;
-            srcs_cap = ns;
-        }
-        to->cur_step = x->step;
-        to->cur_phase = x->phase;
-        to->cur_scope = x->scope;
-        for (uint32_t i = 0; i < ns; i++) {
-            ir_id o = ir_src(from, v, i);
-            if (x->phase == IR_BWD && r.size[o]) {
-                srcs[i] = recompute(&r, o);
-                r.trees++;
-            } else {
-                srcs[i] = r.map[o];
-            }
-        }
-        r.map[v] = ir_add(to, &(ir_desc){ .op = x->op, .dtype = (loom_dtype)x->dtype, .shape = ir_shapev(from, v),
-                                          .srcs = srcs, .nsrc = ns, .attrs = ir_attrs(from, v),
-                                          .nattr = x->nattr });
-    }
-    for (uint32_t i = 0; i < nroots && !ir_failed(to); i++)
-        roots[i] = r.map[roots[i]];
-done:
-    if (srcs != small)
-        lm_free(&mem, srcs, srcs_cap * sizeof *srcs);
-    lm_free(&mem, r.map, n * sizeof *r.map);
+    loom_code c = pass_copy(from, to, roots, nroots, reread, &r);
     lm_free(&mem, r.size, n);
-    to->cur_step = -1;
-    to->cur_phase = IR_FWD;
-    to->cur_scope = 0;
     if (trees)
         *trees = r.trees;
-    return to->err->code;
+    return c;
 }
