@@ -14,7 +14,8 @@
  * whoever reads them. A group whose members span MAX_GROUP_STEPS time
  * steps closes too (a sum over time steps reads a stream per step). A
  * reduction absorbs an open group that feeds only it. Matmul, gather,
- * scatter-add, pad and concat get kernels of their own. A concatenation copies nothing where it can help it: an operand
+ * scatter-add, pad and concat get kernels of their own. A concatenation
+ * copies nothing where it can help it: an operand
  * computed by the plan is computed in place in the concatenation's
  * memory (a slab), and operands that already lie side by side in one
  * buffer make the concatenation a view. Linear in nodes and operands.
@@ -436,30 +437,30 @@ static void join_group(fz *f, ir_id n)
         T->last = O->last;
         T->nmembers += O->nmembers;
         T->ext += O->ext;
-        T->step_lo = O->step_lo < T->step_lo ? O->step_lo : T->step_lo;
-        T->step_hi = O->step_hi > T->step_hi ? O->step_hi : T->step_hi;
+        T->step_lo = LM_MIN(T->step_lo, O->step_lo);
+        T->step_hi = LM_MAX(T->step_hi, O->step_hi);
         O->parent = target;
         O->open = false;
     }
     /* a group spanning many time steps (a gradient summed over them)
      * reads a stream of memory per step: too many at once and the
      * prefetchers lose them; it closes, storing a partial sum, and the
-     * sum goes on in a new group */
+     * sum goes on in a new group. So does a group of max_fuse members.
+     * (A group without steps has step_lo > step_hi: n's step alone.) */
     int32_t step = ir_node_at(g, n)->step;
-    if (target && step >= 0 && f->groups[target].step_lo <= f->groups[target].step_hi &&
-        (int64_t)(step > f->groups[target].step_hi ? step : f->groups[target].step_hi) -
-                (step < f->groups[target].step_lo ? step : f->groups[target].step_lo) >=
-            MAX_GROUP_STEPS) {
-        f->why = WHY_STEPS;
-        close_group(f, target);
-        f->why = WHY_COUNT;
-        target = 0;
-    }
-    if (target && f->groups[target].nmembers >= (uint32_t)f->o.max_fuse) {
-        f->why = WHY_MAX_FUSE;
-        close_group(f, target);
-        f->why = WHY_COUNT;
-        target = 0;
+    if (target) {
+        const group *T = &f->groups[target];
+        plan_why why = WHY_COUNT;
+        if (step >= 0 && (int64_t)LM_MAX(step, T->step_hi) - LM_MIN(step, T->step_lo) >= MAX_GROUP_STEPS)
+            why = WHY_STEPS;
+        else if (T->nmembers >= (uint32_t)f->o.max_fuse)
+            why = WHY_MAX_FUSE;
+        if (why != WHY_COUNT) {
+            f->why = why;
+            close_group(f, target);
+            f->why = WHY_COUNT;
+            target = 0;
+        }
     }
     /* operands in a closed group were stored when it closed */
     for (uint32_t k = 0; k < ns; k++) {
@@ -477,8 +478,8 @@ static void join_group(fz *f, ir_id n)
     G->last = n;
     G->nmembers++;
     if (step >= 0) {
-        G->step_lo = step < G->step_lo ? step : G->step_lo;
-        G->step_hi = step > G->step_hi ? step : G->step_hi;
+        G->step_lo = LM_MIN(G->step_lo, step);
+        G->step_hi = LM_MAX(G->step_hi, step);
     }
     f->grp[n] = target;
     f->state[n] = S_GROUP;
