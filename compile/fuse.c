@@ -360,9 +360,6 @@ static uint32_t group_new(fz *f, loom_shape s)
     return gi;
 }
 
-/* Time steps an elementwise kernel may span (its members' step marks). */
-enum { MAX_GROUP_STEPS = 4 };
-
 static bool in_group(fz *f, ir_id n, uint32_t gi)
 {
     return f->grp[n] && find(f, f->grp[n]) == gi;

@@ -909,6 +909,9 @@ static void cat(char *buf, size_t size, size_t *at, const char *fmt, ...)
         *at += (size_t)k;
 }
 
+#define STRING_OF(x) #x
+#define STRING(x) STRING_OF(x)
+
 size_t plan_report_text(const plan *p, char *buf, size_t size)
 {
     static const char *const why[WHY_COUNT] = {
@@ -920,7 +923,7 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
         [WHY_CONCAT] = "stored into a concatenation (read as a block)",
         [WHY_OUTPUT] = "an output or a parameter update",
         [WHY_MAX_FUSE] = "the kernel reached max_fuse members",
-        [WHY_STEPS] = "the kernel reached 4 time steps (a stream each)",
+        [WHY_STEPS] = "the kernel reached " STRING(MAX_GROUP_STEPS) " time steps (a stream each)",
         [WHY_EPILOGUE] = "a GEMM result read by a map (no epilogue fold)",
         [WHY_COPY] = "copies: strided view made contiguous",
         [WHY_FILL] = "fills: a constant written to memory",

@@ -178,7 +178,7 @@ typedef enum plan_why {
     WHY_CONCAT,   /* a concatenation that could not place it in its memory */
     WHY_OUTPUT,   /* an output of the plan or a parameter update */
     WHY_MAX_FUSE, /* the kernel reached compile_opts.max_fuse members */
-    WHY_STEPS,    /* the kernel reached MAX_GROUP_STEPS time steps (fuse.c) */
+    WHY_STEPS,    /* the kernel reached MAX_GROUP_STEPS time steps (plan_impl.h) */
     WHY_EPILOGUE, /* a GEMM's result read by a map kernel: not foldable into the GEMM */
     WHY_COPY,     /* a strided view copied into contiguous memory */
     WHY_FILL,     /* a constant written to memory */

@@ -16,6 +16,10 @@ typedef struct view {
 
 enum { S_NONE = 0, S_CONST, S_GROUP, S_VIEW };
 
+/* Time steps an elementwise kernel may span (its members' step marks;
+ * fuse.c, and the fusion report's WHY_STEPS line prints it). */
+#define MAX_GROUP_STEPS 4
+
 typedef struct group {
     loom_shape shape;
     uint32_t parent; /* union-find: groups merge where they meet */
