@@ -180,13 +180,32 @@ static double compile_cost(const kernel *k)
     return c;
 }
 
+/* A kernel a plan lacks, and the compiling thread it goes to. */
+typedef struct pending {
+    double cost;
+    uint32_t kernel; /* index into the plan's kernels */
+    int owner;
+    uint64_t key[2];
+} pending;
+
+static int by_cost_desc(const void *a, const void *b)
+{
+    double x = ((const pending *)a)->cost, y = ((const pending *)b)->cost;
+    return (x < y) - (x > y);
+}
+
+static int by_owner(const void *a, const void *b)
+{
+    int x = ((const pending *)a)->owner, y = ((const pending *)b)->owner;
+    return (x > y) - (x < y);
+}
+
 /* One compiling thread's share of the kernels a plan lacks: emitted into
  * a module of its engine, compiled, and looked up (into out). */
 typedef struct share {
     jit_engine *e;
     const plan *p;
-    const uint32_t *kernels; /* indices into p->kernels */
-    const uint64_t *keys;    /* two words each, parallel to kernels */
+    const pending *items;
     size_t n;
     jit_kinfo *out;
     loom_code code;
@@ -201,8 +220,8 @@ static void *compile_share(void *arg)
     s->code = LOOM_OK;
     LLVMModuleRef m = jit_module_new(s->e, "loom_kernels");
     for (size_t x = 0; x < s->n; x++) {
-        uint32_t i = s->kernels[x];
-        symbol(s->keys + 2 * x, name, sizeof name);
+        uint32_t i = s->items[x].kernel;
+        symbol(s->items[x].key, name, sizeof name);
         if (jit_emit_kernel(s->e, m, name, &s->p->kernels[i], &s->out[i].work, &s->out[i].scratch) != LOOM_OK) {
             LLVMDisposeModule(m);
             s->code = s->e->err->code;
@@ -214,9 +233,9 @@ static void *compile_share(void *arg)
         return NULL;
     }
     for (size_t x = 0; x < s->n; x++) {
-        symbol(s->keys + 2 * x, name, sizeof name);
-        s->out[s->kernels[x]].fn = (rt_kernel_fn)jit_lookup(s->e, name);
-        if (!s->out[s->kernels[x]].fn) {
+        symbol(s->items[x].key, name, sizeof name);
+        s->out[s->items[x].kernel].fn = (rt_kernel_fn)jit_lookup(s->e, name);
+        if (!s->out[s->items[x].kernel].fn) {
             s->code = s->e->err->code;
             return NULL;
         }
@@ -224,17 +243,6 @@ static void *compile_share(void *arg)
     return NULL;
 }
 
-typedef struct pending {
-    double cost;
-    uint32_t kernel;
-    uint64_t key[2];
-} pending;
-
-static int by_cost_desc(const void *a, const void *b)
-{
-    double x = ((const pending *)a)->cost, y = ((const pending *)b)->cost;
-    return (x < y) - (x > y);
-}
 
 /* Compiles an empty kernel on the calling thread: LLVM's lazily made
  * globals (the timers' registry among them) are then made here, before
@@ -281,20 +289,9 @@ static loom_code compile(jit *j, const plan *p, pending *pend, size_t n, int thr
     if ((size_t)ns > n)
         ns = (int)n;
     share sh[MAX_COMPILERS] = { 0 };
-    size_t bytes = n * (sizeof(uint32_t) + 2 * sizeof(uint64_t));
-    char *mem = lm_alloc(&j->mem, bytes);
-    if (!mem)
-        return j->err->code;
-    uint32_t *ks = (uint32_t *)(void *)(mem + n * 2 * sizeof(uint64_t));
-    uint64_t *keys = (uint64_t *)(void *)mem;
-    /* longest first, each to the least loaded share; a share's kernels
-     * lie together in ks and keys */
+    /* longest first, each to the least loaded thread; then each thread's
+     * kernels together */
     qsort(pend, n, sizeof *pend, by_cost_desc);
-    int *owner = lm_alloc(&j->mem, n * sizeof *owner);
-    if (!owner) {
-        lm_free(&j->mem, mem, bytes);
-        return j->err->code;
-    }
     double load[MAX_COMPILERS] = { 0 };
     for (size_t x = 0; x < n; x++) {
         int best = 0;
@@ -302,22 +299,15 @@ static loom_code compile(jit *j, const plan *p, pending *pend, size_t n, int thr
             if (load[t] < load[best])
                 best = t;
         load[best] += pend[x].cost;
-        owner[x] = best;
+        pend[x].owner = best;
     }
-    size_t at = 0;
-    for (int t = 0; t < ns; t++) {
-        sh[t] = (share){ .e = t ? j->helper[t - 1] : j->e, .p = p, .kernels = ks + at, .keys = keys + 2 * at,
-                         .out = out };
-        for (size_t x = 0; x < n; x++)
-            if (owner[x] == t) {
-                ks[at] = pend[x].kernel;
-                keys[2 * at] = pend[x].key[0];
-                keys[2 * at + 1] = pend[x].key[1];
-                at++;
-                sh[t].n++;
-            }
+    qsort(pend, n, sizeof *pend, by_owner);
+    for (size_t x = 0, at = 0; x < n; x = at) {
+        int t = pend[x].owner;
+        while (at < n && pend[at].owner == t)
+            at++;
+        sh[t] = (share){ .e = t ? j->helper[t - 1] : j->e, .p = p, .items = pend + x, .n = at - x, .out = out };
     }
-    lm_free(&j->mem, owner, n * sizeof *owner);
     /* while threads compile, allocations go through the user's allocator
      * one at a time */
     lm_mem saved[MAX_COMPILERS];
@@ -348,11 +338,10 @@ static loom_code compile(jit *j, const plan *p, pending *pend, size_t n, int thr
         j->stats.modules++;
         for (size_t x = 0; x < sh[t].n; x++) {
             bool found;
-            cache_find(j, sh[t].keys + 2 * x, &found)->info = out[sh[t].kernels[x]];
+            cache_find(j, sh[t].items[x].key, &found)->info = out[sh[t].items[x].kernel];
             j->stats.compiled++;
         }
     }
-    lm_free(&j->mem, mem, bytes);
     return c == LOOM_OK ? LOOM_OK : j->err->code;
 }
 
