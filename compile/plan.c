@@ -367,6 +367,38 @@ static bool arena_give(arena_alloc *a, uint64_t off, uint64_t size)
     return true;
 }
 
+/* The view map kernel k stores argument a through when it stores it
+ * once, at the argument's start; else NULL. */
+static const int64_t *store_view(const kernel *k, const plan_arg *args, uint32_t a)
+{
+    const int64_t *sv = NULL;
+    for (uint32_t i = 0; i < k->ncode; i++)
+        if (k->code[i].op == KI_STORE && k->code[i].arg == a) {
+            if (sv) /* stored twice: keep it simple */
+                return NULL;
+            sv = k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK;
+        }
+    return args[a].offset == 0 ? sv : NULL;
+}
+
+/* Whether kernel k only loads argument a, only through view sv, and no
+ * other argument of the call points into a's buffer. */
+static bool read_only_through(const kernel *k, const plan_arg *args, uint32_t a, const int64_t *sv)
+{
+    for (uint32_t o = 0; o < k->nargs; o++)
+        if (o != a && args[o].buffer == args[a].buffer)
+            return false;
+    for (uint32_t i = 0; i < k->ncode; i++) {
+        const kn_instr *in = &k->code[i];
+        if (in->op == KI_STORE && in->arg == a)
+            return false;
+        if (in->op == KI_LOAD && in->arg == a &&
+            memcmp(k->strides + (size_t)in->view * LOOM_MAX_RANK, sv, (size_t)k->space.rank * sizeof *sv))
+            return false;
+    }
+    return true;
+}
+
 /* In-place: a map kernel may write an output over an input that dies at
  * this call when the two have one size and dtype and the input is read
  * only through the very view the output is written through. The call
@@ -385,14 +417,8 @@ static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const 
         return UINT32_MAX;
     const plan_arg *args = p->args + call->arg;
     const plan_buffer *bo = &p->buffers[args[out_arg].buffer];
-    const int64_t *sv = NULL;
-    for (uint32_t i = 0; i < k->ncode; i++)
-        if (k->code[i].op == KI_STORE && k->code[i].arg == out_arg) {
-            if (sv) /* stored twice: keep it simple */
-                return UINT32_MAX;
-            sv = k->strides + (size_t)k->code[i].view * LOOM_MAX_RANK;
-        }
-    if (!sv || args[out_arg].offset != 0)
+    const int64_t *sv = store_view(k, args, out_arg);
+    if (!sv)
         return UINT32_MAX;
     for (uint32_t a = 0; a < k->nargs; a++) {
         uint32_t b = args[a].buffer;
@@ -400,17 +426,7 @@ static uint32_t inplace_donor(const plan *p, size_t ci, uint32_t out_arg, const 
         if (a == out_arg || bi->kind != PB_ARENA || donated[b] || last[b] != ci || first[b] >= ci ||
             bi->bytes != bo->bytes || args[a].offset != 0 || k->arg_dtype[a] != k->arg_dtype[out_arg])
             continue;
-        bool ok = true;
-        for (uint32_t o = 0; o < k->nargs && ok; o++) /* no second window on it */
-            ok = o == a || args[o].buffer != b;
-        for (uint32_t i = 0; i < k->ncode && ok; i++) {
-            const kn_instr *in = &k->code[i];
-            if (in->op == KI_STORE && in->arg == a)
-                ok = false; /* it is written too */
-            if (in->op == KI_LOAD && in->arg == a)
-                ok = !memcmp(k->strides + (size_t)in->view * LOOM_MAX_RANK, sv, (size_t)k->space.rank * sizeof *sv);
-        }
-        if (ok)
+        if (read_only_through(k, args, a, sv))
             return a;
     }
     return UINT32_MAX;
@@ -477,6 +493,113 @@ static bool go_inplace(plan *p, lm_mem *mem, size_t ci, uint32_t oa, uint32_t da
     call->kernel = (uint32_t)kv;
     call->arg = first_arg;
     return true;
+}
+
+/* Commits in place: an assignment's new value written over its
+ * parameter by the call that computes it, rather than into the arena and
+ * copied over the parameter after the run (an optimizer's update then
+ * streams each weight and its moments once, not three times more). Done
+ * when that call is a map, the only one touching the value, the
+ * parameter is read by no later call (every read sees the old value) and
+ * in that call only element by element, through the view the value is
+ * written through (the in-place variant then keeps each element's read
+ * before its write), and no later call can fail the run (an index check:
+ * the runtime checks those as they run, so a run that fails has
+ * committed nothing). The value's buffer becomes the parameter's memory
+ * and its commit goes. */
+static loom_code commit_in_place(plan *p, lm_mem *mem)
+{
+    size_t nb = p->nbuffers, nc = p->ncalls;
+    uint32_t np = 0;
+    for (size_t b = 0; b < nb; b++)
+        if (p->buffers[b].kind == PB_PARAM)
+            np = LM_MAX(np, p->buffers[b].ext + 1);
+    for (size_t i = 0; i < p->ncommits; i++)
+        np = LM_MAX(np, p->commits[i].param + 1);
+    uint32_t *first = lm_alloc(mem, (nb + 1) * sizeof *first);
+    uint32_t *last = lm_alloc(mem, (nb + 1) * sizeof *last);
+    uint32_t *pbuf = lm_alloc(mem, ((size_t)np + 1) * sizeof *pbuf); /* a param's buffer, NONE, or TWO */
+    uint32_t *ncommit = lm_zalloc(mem, ((size_t)np + 1) * sizeof *ncommit); /* commits to a param */
+    enum { NONE = UINT32_MAX, TWO = UINT32_MAX - 1 };
+    loom_code c = LOOM_OK;
+    if (!first || !last || !pbuf || !ncommit) {
+        c = mem->err->code;
+        goto done;
+    }
+    for (uint32_t i = 0; i < np; i++)
+        pbuf[i] = NONE;
+    for (size_t b = 0; b < nb; b++) {
+        first[b] = UINT32_MAX;
+        last[b] = 0;
+        if (p->buffers[b].kind == PB_PARAM)
+            pbuf[p->buffers[b].ext] = pbuf[p->buffers[b].ext] == NONE ? (uint32_t)b : TWO;
+    }
+    for (size_t i = 0; i < p->ncommits; i++)
+        ncommit[p->commits[i].param]++;
+    size_t after_index = 0; /* calls from here on cannot fail the run */
+    for (size_t ci = 0; ci < nc; ci++) {
+        const plan_call *call = &p->calls[ci];
+        kn_kind kind = p->kernels[call->kernel].kind;
+        if (kind == KN_GATHER || kind == KN_SCATTER)
+            after_index = ci + 1;
+        for (uint32_t i = 0; i < p->kernels[call->kernel].nargs; i++) {
+            uint32_t b = p->args[call->arg + i].buffer;
+            if (first[b] == UINT32_MAX)
+                first[b] = (uint32_t)ci;
+            last[b] = (uint32_t)ci;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < p->ncommits; i++) {
+        plan_commit cm = p->commits[i];
+        const plan_buffer *u = &p->buffers[cm.buffer];
+        uint32_t pb = pbuf[cm.param], ci = first[cm.buffer], oa = UINT32_MAX, da = UINT32_MAX;
+        bool ok = ncommit[cm.param] == 1 && pb != TWO && u->kind == PB_ARENA && !(u->role & PR_OUTPUT) &&
+                  cm.offset == 0 && cm.bytes == u->bytes && ci != UINT32_MAX && last[cm.buffer] == ci &&
+                  ci >= after_index && p->kernels[p->calls[ci].kernel].kind == KN_MAP;
+        const int64_t *sv = NULL;
+        if (ok) {
+            const plan_call *call = &p->calls[ci];
+            const kernel *k = &p->kernels[call->kernel];
+            for (uint32_t a = 0; a < k->nargs; a++) {
+                uint32_t b = p->args[call->arg + a].buffer;
+                oa = b == cm.buffer ? a : oa;
+                da = b == pb ? a : da;
+            }
+            sv = store_view(k, p->args + call->arg, oa);
+            ok = sv != NULL;
+            if (ok && pb != NONE && first[pb] != UINT32_MAX) { /* the parameter is read */
+                const plan_buffer *bp = &p->buffers[pb];
+                ok = !(bp->role & PR_OUTPUT) && last[pb] <= ci;
+                if (ok && da != UINT32_MAX)
+                    ok = bp->bytes == u->bytes && p->args[call->arg + da].offset == 0 &&
+                         k->arg_dtype[da] == k->arg_dtype[oa] && read_only_through(k, p->args + call->arg, da, sv);
+            }
+        }
+        if (!ok) {
+            p->commits[kept++] = cm;
+            continue;
+        }
+        if (da != UINT32_MAX) { /* the call stores through the parameter's own argument */
+            if (!go_inplace(p, mem, ci, oa, da)) {
+                c = mem->err->code;
+                goto done;
+            }
+            p->buffers[cm.buffer].role &= ~(uint32_t)PR_UPDATE; /* no call touches it now */
+            p->buffers[pb].role |= PR_UPDATE;
+        } else { /* the value's buffer is the parameter's memory */
+            p->buffers[cm.buffer].kind = PB_PARAM;
+            p->buffers[cm.buffer].ext = cm.param;
+        }
+        p->commits_in_place++;
+    }
+    p->ncommits = kept;
+done:
+    lm_free(mem, ncommit, ((size_t)np + 1) * sizeof *ncommit);
+    lm_free(mem, pbuf, ((size_t)np + 1) * sizeof *pbuf);
+    lm_free(mem, last, (nb + 1) * sizeof *last);
+    lm_free(mem, first, (nb + 1) * sizeof *first);
+    return c;
 }
 
 /* Liveness over the schedule (a buffer lives from the first call that
@@ -876,7 +999,8 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the
      * kernels that leaves unused */
-    if (plan_memory(p, &mem, err, f.status, f.o.no_inplace) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
+    if ((f.o.commit_in_place && commit_in_place(p, &mem) != LOOM_OK) ||
+        plan_memory(p, &mem, err, f.status, f.o.no_inplace) != LOOM_OK || drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     fz_free(&f);
     ir_graph_free(g2);

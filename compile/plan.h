@@ -225,6 +225,7 @@ typedef struct plan {
     size_t roots_cap;     /* outputs and commits were allocated for this many */
     uint64_t arena_bytes;
     uint64_t inplace;       /* buffers placed over an input that died at their first call */
+    uint64_t commits_in_place; /* assignments written over their parameter by a call (commit_in_place) */
     uint64_t status_offset; /* an int64 in the arena: index errors */
     size_t scratch_bytes;   /* per thread, the largest any kernel needs */
     uint64_t key[2];        /* the graph's structural key */
@@ -246,6 +247,9 @@ typedef struct compile_opts {
                          the members' own calls stream through the cache better (rows.c) */
     bool no_inplace;  /* never place a value over an operand dying at its call (the anomaly mode
                          evaluates a call's element again from its operands) */
+    bool commit_in_place; /* a parameter's new value may be written over it by the call computing it,
+                             when no later call reads it or checks an index (the runtime checks
+                             those as they run: a failed run still commits nothing) */
     FILE *dot;        /* when set: the compiled graph as Graphviz DOT, kernels as clusters */
     int max_fuse;     /* instructions per map kernel at most (0: default) */
 } compile_opts;

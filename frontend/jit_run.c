@@ -63,7 +63,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                           ,
                           .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
                           .threads = ctx->threads,
-                          .no_inplace = ctx->anomaly };
+                          .no_inplace = ctx->anomaly, .commit_in_place = !ctx->anomaly };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
         return NULL;
@@ -92,11 +92,12 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
     if (ctx->verbose)
         fprintf(stderr,
                 "loom: plan of %zu nodes: %zu kernels (%llu compiled, %llu cached), %zu calls, "
-                "arena %.1f KiB (%llu buffers in place); passes %.1f ms, LLVM %.1f ms, "
-                "in all %.1f ms (the arena's first touch included)\n",
+                "arena %.1f KiB (%llu buffers in place), %llu of %llu assignments written in place; "
+                "passes %.1f ms, LLVM %.1f ms, in all %.1f ms (the arena's first touch included)\n",
                 ir_count(ctx->g), p->nkernels, (unsigned long long)(js->compiled - compiled0),
                 (unsigned long long)(js->hits - hits0), p->ncalls, (double)p->arena_bytes / 1024.0,
-                (unsigned long long)p->inplace, t1 - t0, js->compile_ms - ms0, now_ms() - t0);
+                (unsigned long long)p->inplace, (unsigned long long)p->commits_in_place,
+                (unsigned long long)(p->commits_in_place + p->ncommits), t1 - t0, js->compile_ms - ms0, now_ms() - t0);
     if (ctx->verbose) {
         size_t len = plan_report_text(p, NULL, 0);
         char *text = lm_alloc(&ctx->mem, len + 1);

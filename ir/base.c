@@ -2,11 +2,13 @@
  * base.c — errors, allocation, growable arrays, the host generator, and
  * the small public helpers on value types (names, shapes).
  */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE, beyond POSIX */
 #include "base.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */
@@ -120,20 +122,25 @@ typedef struct aligned_hdr {
     size_t size;
 } aligned_hdr;
 
-enum { LM_ALIGN = 64 };
+enum { LM_ALIGN = 64, LM_HUGE = 2u << 20 }; /* LM_HUGE: a huge page */
 
 void *lm_alloc_aligned(lm_mem *m, size_t size)
 {
-    size_t total = size + LM_ALIGN + sizeof(aligned_hdr);
+    size_t align = size >= LM_HUGE ? LM_HUGE : LM_ALIGN;
+    size_t total = size + align + sizeof(aligned_hdr);
     if (total < size)
         return nomem(m, size);
     char *base = m->fn(m->ud, NULL, 0, total);
     if (!base)
         return nomem(m, size);
-    uintptr_t a = ((uintptr_t)base + sizeof(aligned_hdr) + LM_ALIGN - 1) & ~(uintptr_t)(LM_ALIGN - 1);
+    uintptr_t a = ((uintptr_t)base + sizeof(aligned_hdr) + align - 1) & ~(uintptr_t)(align - 1);
     aligned_hdr *h = (aligned_hdr *)a - 1;
     h->base = base;
     h->size = total;
+#ifdef MADV_HUGEPAGE
+    if (align == LM_HUGE) /* advice: failure is harmless */
+        madvise((void *)a, size & ~(size_t)(LM_HUGE - 1), MADV_HUGEPAGE);
+#endif
     return (void *)a;
 }
 

@@ -320,15 +320,19 @@ loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
             x->prof_ms[call->kernel] += now_ms() - t0;
             x->prof_calls[call->kernel]++;
         }
-        /* nothing is committed: the parameters keep their values */
+        /* nothing is committed: the parameters keep their values (a
+         * plan writes a parameter in place only after its last index
+         * check, and a plan for the anomaly mode never does) */
         if (b->anomaly && call_bad(p, i, t.bufs, b->anomaly))
             return lm_fail(x->err, LOOM_ERR_NUMERIC, "anomaly: call %zu stored %g", i, b->anomaly->value);
+        kn_kind kind = p->kernels[call->kernel].kind;
+        if (status && status[0] && (kind == KN_GATHER || kind == KN_SCATTER))
+            return lm_fail(x->err, LOOM_ERR_INDEX, "%s: index %d out of range [0, %d) at position %d",
+                           status[3] == OP_SCATTER_ADD ? "scatter_add" : "gather", status[1], status[2],
+                           status[0] - 1);
     }
     if (x->prof_ms)
         x->prof_runs++;
-    if (status && status[0])
-        return lm_fail(x->err, LOOM_ERR_INDEX, "%s: index %d out of range [0, %d) at position %d",
-                       status[3] == OP_SCATTER_ADD ? "scatter_add" : "gather", status[1], status[2], status[0] - 1);
     for (size_t i = 0; i < p->ncommits; i++) {
         const plan_commit *c = &p->commits[i];
         memcpy(b->params[c->param], x->bufptr[c->buffer] + c->offset, c->bytes);

@@ -502,8 +502,9 @@ static void test_jit_compiles_on_threads(void **state)
 
 /* Adam's update of a parameter is one kernel: the moments' new values
  * are assigned (stored for their commits) and read by the parameter's
- * own update in registers, not from memory by a second kernel. Training
- * still matches the reference executor. */
+ * own update in registers, not from memory by a second kernel, and all
+ * three are written over their old values. Training still matches the
+ * reference executor. */
 static void test_jit_optimizer_update_is_one_kernel(void **state)
 {
     (void)state;
@@ -539,6 +540,9 @@ static void test_jit_optimizer_update_is_one_kernel(void **state)
             print_message("maps over w's %d elements: %d call(s), %d store(s)\n", 96 * 80, over_w, stores);
             assert_int_equal(over_w, 1);
             assert_int_equal(stores, 3); /* m, v and w */
+            /* ... each over its own old value: nothing is copied after the run */
+            assert_int_equal(p->commits_in_place, 3);
+            assert_int_equal(p->ncommits, 0);
         }
         loom_optimizer_free(o);
         loom_ctx_free(ctx);
@@ -714,7 +718,9 @@ static void test_jit_plan_records_buffer_roles(void **state)
     assert_int_equal(outputs, 1);
     assert_int_equal(updates, 1);
     assert_true(backward >= 1);
-    assert_int_equal(p->ncommits, 1);
+    /* w's update is written over w by the call computing it */
+    assert_int_equal(p->ncommits, 0);
+    assert_int_equal(p->commits_in_place, 1);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -736,6 +742,80 @@ static void test_jit_index_error_fails_the_run(void **state)
     loom_t x = loom_gather(ctx, loom_mul(ctx, table, table), loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(3), ids), 0);
     assert_int_equal(loom_run(ctx, 1, &x), LOOM_ERR_INDEX);
     tu_assert_error(ctx, LOOM_ERR_INDEX, "12", "[0, 10)");
+    loom_ctx_free(ctx);
+}
+
+static void assert_close(const float *got, const float *want, int n, const char *what);
+
+/* Assignments written over their parameters in place keep "all reads
+ * in a run see the old values": w is read by a map fused with its update,
+ * by a reduction and by a GEMM (through its transpose), u's new value is
+ * its own transpose (not element by element: a copy is committed), and
+ * the results match the reference executor's. */
+static void test_jit_commit_in_place_reads_see_old_values(void **state)
+{
+    (void)state;
+    enum { N = 48 };
+    float got[2][5][N * N];
+    size_t in_place = 0, copied = 0;
+    for (int k = 0; k < 2; k++) {
+        loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 9, .threads = 1, /* maps, not row chains */
+                                                       .backend = k ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT });
+        loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(N, N));
+        loom_t u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(N, N));
+        loom_param_init_normal(ctx, w, 0, 0.5);
+        loom_param_init_normal(ctx, u, 0, 0.5);
+        loom_t outs[3] = { loom_exp(ctx, w), loom_sum(ctx, w, 1, (int[]){ 1 }, true),
+                           loom_matmul(ctx, w, loom_transpose(ctx, w, 0, 1)) };
+        loom_assign(ctx, w, loom_adds(ctx, loom_muls(ctx, w, 2), 1));
+        loom_assign(ctx, u, loom_transpose(ctx, u, 0, 1));
+        TU_OK(ctx);
+        assert_int_equal(loom_run(ctx, 3, outs), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[0], got[k][0], sizeof got[k][0]), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[1], got[k][1], N * sizeof(float)), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[2], got[k][2], sizeof got[k][2]), LOOM_OK);
+        assert_int_equal(loom_read(ctx, w, got[k][3], sizeof got[k][3]), LOOM_OK);
+        assert_int_equal(loom_read(ctx, u, got[k][4], sizeof got[k][4]), LOOM_OK);
+        if (!k) {
+            in_place = ctx->plans[0].plan->commits_in_place;
+            copied = ctx->plans[0].plan->ncommits;
+        }
+        loom_ctx_free(ctx);
+    }
+    print_message("assignments: %zu written in place, %zu copied after the run\n", in_place, copied);
+    assert_int_equal(in_place, 1); /* w's */
+    assert_int_equal(copied, 1);   /* u's transpose */
+    assert_close(got[0][0], got[1][0], N * N, "exp(w)");
+    assert_close(got[0][1], got[1][1], N, "sum(w, 1)");
+    assert_close(got[0][2], got[1][2], N * N, "w wT");
+    assert_close(got[0][3], got[1][3], N * N, "w after the run");
+    assert_close(got[0][4], got[1][4], N * N, "u after the run");
+}
+
+/* A run that fails an index check commits nothing, though its plan
+ * writes the update in place: the check comes before the update. */
+static void test_jit_index_error_commits_nothing(void **state)
+{
+    (void)state;
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 4 });
+    loom_t table = loom_param(ctx, "table", LOOM_F32, LOOM_SHAPE(10, 4));
+    loom_param_init_normal(ctx, table, 0, 1);
+    loom_t ids = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(3));
+    loom_t loss = loom_sum_all(ctx, loom_square(ctx, loom_gather(ctx, table, ids, 0)));
+    loom_backward(ctx, loss);
+    loom_assign(ctx, table, loom_sub(ctx, table, loom_muls(ctx, loom_grad(ctx, table), 0.1)));
+    TU_OK(ctx);
+    float before[40], after[40];
+    assert_int_equal(loom_read(ctx, table, before, sizeof before), LOOM_OK);
+    assert_int_equal(loom_feed(ctx, ids, (int32_t[]){ 1, 2, 3 }, 12), LOOM_OK);
+    assert_int_equal(loom_run(ctx, 1, &loss), LOOM_OK);
+    assert_int_equal(ctx->plans[0].plan->commits_in_place, 1);
+    assert_int_equal(loom_read(ctx, table, before, sizeof before), LOOM_OK);
+    assert_int_equal(loom_feed(ctx, ids, (int32_t[]){ 1, 12, 3 }, 12), LOOM_OK);
+    assert_int_equal(loom_run(ctx, 1, &loss), LOOM_ERR_INDEX);
+    tu_assert_error(ctx, LOOM_ERR_INDEX, "12", "[0, 10)");
+    assert_int_equal(loom_read(ctx, table, after, sizeof after), LOOM_OK);
+    assert_memory_equal(before, after, sizeof before);
     loom_ctx_free(ctx);
 }
 
@@ -1168,6 +1248,8 @@ int main(void)
         cmocka_unit_test(test_jit_gemm_computed_bias_is_not_folded_early),
         cmocka_unit_test(test_jit_plan_records_buffer_roles),
         cmocka_unit_test(test_jit_index_error_fails_the_run),
+        cmocka_unit_test(test_jit_commit_in_place_reads_see_old_values),
+        cmocka_unit_test(test_jit_index_error_commits_nothing),
         cmocka_unit_test(test_jit_time_batching_matches_reference),
         cmocka_unit_test(test_jit_time_batching_leaves_recurrence_alone),
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
