@@ -100,7 +100,7 @@ void plan_kernel_hash(kernel *k)
     H(k->reduce_mask);
     const kn_gemm *g = &k->gemm;
     int32_t gd = g->dtype, gact = g->act;
-    uint8_t flags[4] = { g->ta, g->tb, g->accumulate, g->bias };
+    uint8_t flags[5] = { g->ta, g->tb, g->accumulate, g->bias, g->bpack };
     H(gd);
     H(g->batch);
     H(g->m);
@@ -134,6 +134,23 @@ void plan_kernel_hash(kernel *k)
     XXH128_hash_t h = XXH3_128bits_digest(&st);
     k->hash[0] = h.low64;
     k->hash[1] = h.high64;
+}
+
+void kn_gemm_b_layout(loom_dtype dt, int64_t n, int64_t k, kn_b_layout *l)
+{
+    int64_t es = (int64_t)loom_dtype_size(dt), vl = 64 / es;
+    l->tw = KN_GEMM_NR * vl;
+    l->nk = (k + KN_GEMM_KC_MAX - 1) / KN_GEMM_KC_MAX;
+    l->kc = (k + l->nk - 1) / l->nk; /* blocks as even as can be */
+    l->nk = (k + l->kc - 1) / l->kc;
+    l->kc_last = k - (l->nk - 1) * l->kc;
+    l->kc_pad = (l->kc + vl - 1) / vl * vl;
+    /* Panels 4 KB apart alias in L1 and in the store-to-load checks: a
+     * power-of-two depth would cost 10-20%. */
+    if ((l->kc_pad * KN_GEMM_MR * es) % 4096 == 0 || (l->kc_pad * l->tw * es) % 4096 == 0)
+        l->kc_pad += vl;
+    l->strips = (n + l->tw - 1) / l->tw;
+    l->elems = l->nk * l->strips * l->kc_pad * l->tw;
 }
 
 double plan_kernel_cost(const kernel *k)
@@ -995,6 +1012,7 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     if (fz_run(&f, roots, nroots) != LOOM_OK || (f.o.dot && write_dot(&f, f.o.dot) != LOOM_OK) ||
         (!f.o.no_rows && f.o.threads != 1 && fz_rows(&f) != LOOM_OK) ||
+        (!f.o.no_inplace && !f.o.no_prepack && fz_prepack(&f) != LOOM_OK) ||
         drop_unused_kernels(p, &mem) != LOOM_OK)
         goto fail;
     /* in-place placement may switch calls to kernel variants: drop the
@@ -1071,6 +1089,9 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
     else if (r->remat_trees)
         cat(buf, size, &at, "recomputation: %llu backward reads of cheap forward values recompute them instead\n",
             (unsigned long long)r->remat_trees);
+    if (r->prepacked)
+        cat(buf, size, &at, "prepacked: %llu GEMM operands packed once each for %llu calls\n",
+            (unsigned long long)r->prepacked, (unsigned long long)r->prepacked_calls);
     if (r->batching_off)
         cat(buf, size, &at, "time batching: off (LOOM_BATCH=0); %llu matmuls\n", (unsigned long long)r->matmuls_out);
     else
@@ -1109,8 +1130,9 @@ static void print_kernel(const kernel *k, FILE *out)
         }
     } else if (k->kind == KN_GEMM) {
         const kn_gemm *g = &k->gemm;
-        fprintf(out, " %lldx[%lld,%lld,%lld]%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
-                (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "");
+        fprintf(out, " %lldx[%lld,%lld,%lld]%s%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
+                (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "",
+                g->bpack == KN_BPACK_PACK ? " (packs B)" : g->bpack == KN_BPACK_PACKED ? " B packed" : "");
     } else if (k->kind == KN_ROWS) {
         uint32_t local = 0;
         for (uint32_t a = 0; a < k->nargs; a++)

@@ -47,6 +47,12 @@ typedef struct kn_instr {
     int64_t attr[3]; /* the op's attribute words (const value, iota axis, random attrs) */
 } kn_instr;
 
+/* How a GEMM kernel treats op(B) (prepack.c): as given, or packed
+ * beforehand by a kernel of its own (KN_BPACK_PACK: that kernel's only
+ * job, from its argument 1 into its argument 2, in the layout below) and
+ * read so (KN_BPACK_PACKED: argument 1 is such a buffer). */
+enum { KN_BPACK_NONE = 0, KN_BPACK_PACK, KN_BPACK_PACKED };
+
 typedef struct kn_gemm {
     loom_dtype dtype;
     int64_t batch, m, n, k;
@@ -54,8 +60,22 @@ typedef struct kn_gemm {
     int64_t lda, ldb, ldc;
     int64_t stride_a, stride_b, stride_c;
     bool accumulate, bias;
-    int act; /* jit_act */
+    int act;       /* jit_act */
+    uint8_t bpack; /* KN_BPACK_* */
 } kn_gemm;
+
+/* The GEMM generator's register tile (mr rows x nr vectors) and deepest
+ * K block, which fix the packed layout of op(B): K in nk blocks of kc
+ * (the last kc_last), and per block `strips` strips of tw columns, each
+ * a kc_pad-deep panel (one tw-wide row per k): strip s of block q at
+ * (q * strips + s) * kc_pad * tw elements, elems in all. The generator
+ * blocks K so for every packed kernel (jit/gemm.c), so a prepacked B and
+ * the kernels reading it agree. */
+enum { KN_GEMM_MR = 8, KN_GEMM_NR = 3, KN_GEMM_KC_MAX = 384 };
+typedef struct kn_b_layout {
+    int64_t kc, nk, kc_last, kc_pad, tw, strips, elems;
+} kn_b_layout;
+void kn_gemm_b_layout(loom_dtype dt, int64_t n, int64_t k, kn_b_layout *l);
 
 typedef struct kn_index {
     loom_dtype dtype;
@@ -203,6 +223,8 @@ typedef struct plan_report {
     uint64_t row_chains;         /* KN_ROWS calls made */
     uint64_t row_members;        /* map and reduce calls they replaced */
     uint64_t remat_trees;        /* backward readers given a recomputed forward value (remat.c) */
+    uint64_t prepacked;          /* operands B packed once for several GEMM calls (prepack.c) */
+    uint64_t prepacked_calls;    /* the GEMM calls reading them */
     bool remat_off;              /* LOOM_REMAT=0 */
 } plan_report;
 
@@ -242,6 +264,7 @@ typedef struct compile_opts {
     bool no_batch;    /* skip time-batching */
     bool no_rows;     /* skip row chains */
     bool no_remat;    /* keep every forward value the backward pass reads (no recomputation) */
+    bool no_prepack;  /* no prepacked GEMM operands (prepack.c) */
     int threads;      /* threads the plan runs on (0: not known). Row chains are made for more
                          than one: they save a wake-up of the pool per member; on one thread
                          the members' own calls stream through the cache better (rows.c) */

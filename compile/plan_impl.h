@@ -98,6 +98,9 @@ loom_code fz_run(fz *f, const ir_id *roots, uint32_t nroots);
 /* Row chains (rows.c): consecutive row-local map and reduce calls become
  * one KN_ROWS call. Before memory planning. */
 loom_code fz_rows(fz *f);
+/* Prepacked weights (prepack.c): GEMM calls with few rows sharing their
+ * B operand read it packed once, by a call before the first of them. */
+loom_code fz_prepack(fz *f);
 
 /* Kernels (plan.c): the hash and cost of a finished kernel, its arrays
  * freed, and an equal kernel of the plan found or k added (k's arrays

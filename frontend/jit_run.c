@@ -62,6 +62,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
 #endif
                           ,
                           .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
+                          .no_prepack = ctx->no_prepack,
                           .threads = ctx->threads,
                           .no_inplace = ctx->anomaly, .commit_in_place = !ctx->anomaly };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
@@ -194,6 +195,7 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
         c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));
     if (c == LOOM_OK) {
         compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
+                              .no_prepack = ctx->no_prepack,
                               .threads = ctx->threads, .dot = out };
         plan *p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts);
         if (!p)

@@ -789,6 +789,7 @@ loom_code jit_emit_kernel(jit_engine *e, LLVMModuleRef m, const char *name, cons
             .ta = k->gemm.ta, .tb = k->gemm.tb, .lda = k->gemm.lda, .ldb = k->gemm.ldb, .ldc = k->gemm.ldc,
             .stride_a = k->gemm.stride_a, .stride_b = k->gemm.stride_b, .stride_c = k->gemm.stride_c,
             .accumulate = k->gemm.accumulate, .bias = k->gemm.bias, .act = (jit_act)k->gemm.act,
+            .bpack = k->gemm.bpack,
         };
         loom_code c = jit_gemm_check(&s, e->err);
         if (c != LOOM_OK)

@@ -49,6 +49,8 @@
 
 #include <stdio.h>
 
+#include "plan.h" /* the packed layout of op(B), shared with prepack.c */
+
 #include <llvm-c/DebugInfo.h>
 
 #include "vmath.h"
@@ -71,6 +73,7 @@ typedef struct gemm_plan {
     bool direct_b;         /* B ([K, N]) is read where it is, not packed */
     bool dot;              /* dot-product kernel: mr rows of A x nr rows of B */
     bool a_outer;          /* items: column blocks within row blocks (else rows within columns) */
+    int64_t strips;        /* tw-wide strips of N (the packed layout's) */
     size_t bp_bytes;       /* packed B panel (kc_pad x nb) */
     size_t ap_bytes;       /* packed A block (mb x kc_pad), after bp */
 } gemm_plan;
@@ -80,7 +83,7 @@ static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 /* Tuning (Zen 5: 48 KB L1d, 1 MB L2; measured with loom-bench gemm). */
 enum {
-    KC_MAX = 384,            /* K block: an A tile (mr x kc) stays in L1 */
+    /* K block: KN_GEMM_KC_MAX (plan.h), so that an A tile (mr x kc) stays in L1 */
     PANEL_BYTES = 512 << 10, /* packed B panel (kc x nb): half of L2 */
     MB_MAX = 192,            /* row block of a B-outer item (rows of A passing the panel) */
     MB_OUTER = 768,          /* row block packed once for many column blocks (A outer) */
@@ -124,7 +127,7 @@ static void plan_make(const jit_gemm_spec *spec, gemm_plan *p)
      * the end). Nothing is packed and B is read once, in order, where
      * the transposing pack would cost a third of the product. The
      * reduction is paid once per tile, so K must be long enough. */
-    p->dot = !s->ta && s->tb && s->m <= DOT_MAX_M && s->k >= DOT_MIN_K;
+    p->dot = s->bpack == KN_BPACK_NONE && !s->ta && s->tb && s->m <= DOT_MAX_M && s->k >= DOT_MIN_K;
     if (p->dot) {
         /* 4 rows of A x 6 rows of B: 24 accumulators, 10 loads per 24 FMAs */
         p->mr = 4;
@@ -141,23 +144,33 @@ static void plan_make(const jit_gemm_spec *spec, gemm_plan *p)
 
     /* 8 x 3 vectors: 24 accumulators + 3 B vectors + a broadcast of the
      * 32 zmm registers; 8 rows divide the batch sizes RNNs use. */
-    p->mr = 8;
-    p->nr = 3;
-    p->tw = p->nr * p->vl;
-    /* K in nk blocks as even as can be (the last one 1..kc deep) */
-    p->kc = ceil_div(s->k, ceil_div(s->k, KC_MAX));
-    p->nk = ceil_div(s->k, p->kc);
-    p->kc_last = s->k - (p->nk - 1) * p->kc;
-    p->kc_pad = round_up(p->kc, p->vl);
-    /* Panels 4 KB apart alias in L1 and in the store-to-load checks: a
-     * power-of-two depth would cost 10-20%. */
-    if ((p->kc_pad * p->mr * p->esize) % 4096 == 0 || (p->kc_pad * p->tw * p->esize) % 4096 == 0)
-        p->kc_pad += p->vl;
-    int64_t strips = ceil_div(s->n, p->tw), tiles = ceil_div(s->m, p->mr);
+    p->mr = KN_GEMM_MR;
+    p->nr = KN_GEMM_NR;
+    /* K in nk blocks as even as can be (the last one 1..kc deep), panels
+     * kc_pad deep: the layout a prepacked B has too */
+    kn_b_layout l;
+    kn_gemm_b_layout(s->dtype, s->n, s->k, &l);
+    p->tw = l.tw;
+    p->kc = l.kc;
+    p->nk = l.nk;
+    p->kc_last = l.kc_last;
+    p->kc_pad = l.kc_pad;
+    p->strips = l.strips;
+    int64_t strips = l.strips, tiles = ceil_div(s->m, p->mr);
+
+    /* A packing kernel: items are (K block, run of strips), enough of
+     * them for threads to share. */
+    if (s->bpack == KN_BPACK_PACK) {
+        p->nb = even_blocks(strips, ceil_div(strips * p->nk, MIN_ITEMS)) * p->tw;
+        p->n_nb = ceil_div(s->n, p->nb);
+        p->mb = s->m;
+        p->n_mb = 1;
+        return;
+    }
 
     /* With few rows, B is used by few tiles: reading it in place beats
      * copying it (the copy takes as long as the product at M <= 64). */
-    p->direct_b = !s->tb && s->m <= DIRECT_B_MAX_M;
+    p->direct_b = s->bpack == KN_BPACK_NONE && !s->tb && s->m <= DIRECT_B_MAX_M;
     /* A transposed is read a k-row of M at a time, half a cache line per
      * k per tile: pack it whenever its panels serve several strips. */
     p->pack_a = s->ta && strips >= PACK_A_MIN_STRIPS;
@@ -185,7 +198,7 @@ static void plan_make(const jit_gemm_spec *spec, gemm_plan *p)
     p->mb = even_blocks(tiles, bt) * p->mr;
     p->n_mb = ceil_div(s->m, p->mb);
 
-    if (!p->direct_b)
+    if (!p->direct_b && s->bpack == KN_BPACK_NONE)
         p->bp_bytes = (size_t)round_up(p->kc_pad * LM_MIN(p->nb, strips * p->tw) * p->esize, 64);
     if (p->pack_a)
         p->ap_bytes = (size_t)(LM_MIN(p->mb, tiles * p->mr) * p->kc_pad * p->esize);
@@ -263,7 +276,7 @@ int64_t jit_gemm_work(const jit_gemm_spec *s)
         return 0;
     gemm_plan p;
     plan_make(s, &p);
-    return s->batch * p.n_nb * p.n_mb;
+    return s->batch * p.n_nb * (s->bpack == KN_BPACK_PACK ? p.nk : p.n_mb);
 }
 
 size_t jit_gemm_scratch(const jit_gemm_spec *s)
@@ -809,6 +822,7 @@ typedef struct nest {
     LLVMValueRef row0, col0, k0, kc, load_c, epi;
     LLVMValueRef ntiles, nstrips;      /* full tiles / strips in this block */
     LLVMValueRef last_mb, last_nb;     /* this is the last row / column block */
+    LLVMValueRef nbi;                  /* the column block */
 } nest;
 
 static LLVMValueRef tile_a(gen *g, const nest *x, LLVMValueRef t)
@@ -898,6 +912,7 @@ static void set_cols(gen *g, nest *x, LLVMValueRef nb)
 {
     const gemm_plan *p = g->p;
     int64_t n_last = p->s.n - (p->n_nb - 1) * p->nb;
+    x->nbi = nb;
     x->col0 = mulc(g, nb, p->nb);
     x->last_nb = eqc(g, nb, p->n_nb - 1);
     x->nstrips = sel(g, x->last_nb, c64(g, n_last / p->tw), c64(g, p->nb / p->tw));
@@ -925,6 +940,25 @@ static void pack_b_block(gen *g, const nest *x)
             if_close(g, join);
         }
     }
+}
+
+/* Where K block pc of the column block's panel is in a prepacked B
+ * (kn_gemm_b_layout), from base bg. */
+static LLVMValueRef packed_panel(gen *g, const nest *x, LLVMValueRef bg, LLVMValueRef pc)
+{
+    const gemm_plan *p = g->p;
+    LLVMValueRef strip = add(g, mulc(g, pc, p->strips), mulc(g, x->nbi, p->nb / p->tw));
+    return at(g, bg, mulc(g, strip, p->kc_pad * p->tw));
+}
+
+/* The column block's panel for K block pc: packed now, into the
+ * scratch, or (prepacked B) found. */
+static void b_panel(gen *g, nest *x, LLVMValueRef pc)
+{
+    if (g->p->s.bpack == KN_BPACK_PACKED)
+        x->bp = packed_panel(g, x, x->bg, pc);
+    else
+        pack_b_block(g, x);
 }
 
 /* op(A)[row block, k block] into its panels, if A is packed. */
@@ -990,12 +1024,12 @@ static void kernel_body(gen *g, LLVMValueRef bufs, LLVMValueRef lo, LLVMValueRef
     if (p->a_outer)
         pack_a_block(g, &x);
     else
-        pack_b_block(g, &x);
+        b_panel(g, &x, pc);
 
     LLVMValueRef in = loop_open(g, &li, i_lo, i_hi, "block");
     if (p->a_outer) {
         set_cols(g, &x, in);
-        pack_b_block(g, &x);
+        b_panel(g, &x, pc);
     } else {
         set_rows(g, &x, in);
         pack_a_block(g, &x);
@@ -1004,6 +1038,28 @@ static void kernel_body(gen *g, LLVMValueRef bufs, LLVMValueRef lo, LLVMValueRef
     loop_close(g, &li, 1);
     loop_close(g, &lp, 1);
     loop_close(g, &lg, 1);
+    LLVMBuildRetVoid(g->b);
+}
+
+/* A packing kernel (KN_BPACK_PACK): items are (K block, column block);
+ * each packs its panel of op(B) (bufs[1]) into bufs[2], where a
+ * prepacked B keeps it. */
+static void pack_body(gen *g, LLVMValueRef bufs, LLVMValueRef lo, LLVMValueRef hi)
+{
+    const gemm_plan *p = g->p;
+    LLVMValueRef buf[4];
+    load_bufs(g, bufs, buf);
+    loop li;
+    LLVMValueRef item = loop_open(g, &li, lo, hi, "item");
+    LLVMValueRef pc = LLVMBuildSDiv(g->b, item, c64(g, p->n_nb), "");
+    nest x = { 0 };
+    set_cols(g, &x, LLVMBuildSRem(g->b, item, c64(g, p->n_nb), ""));
+    x.bg = buf[1];
+    x.k0 = mulc(g, pc, p->kc);
+    x.kc = sel(g, eqc(g, pc, p->nk - 1), c64(g, p->kc_last), c64(g, p->kc));
+    x.bp = packed_panel(g, &x, buf[2], pc);
+    pack_b_block(g, &x);
+    loop_close(g, &li, 1);
     LLVMBuildRetVoid(g->b);
 }
 
@@ -1210,15 +1266,19 @@ loom_code jit_gemm_emit(jit_engine *e, LLVMModuleRef m, const char *name, const 
      * packing routines (edges only when the shape has them). */
     int n_edge = (int)(s->n % p.tw), m_edge = (int)(s->m % p.mr);
     int nr_e = (int)ceil_div(n_edge, p.vl), last_e = n_edge - (nr_e - 1) * p.vl;
-    g.mk[0][0] = mk_emit(&g, p.mr, p.nr, p.vl);
-    if (m_edge)
-        g.mk[1][0] = mk_emit(&g, m_edge, p.nr, p.vl);
-    if (n_edge) {
-        g.mk[0][1] = mk_emit(&g, p.mr, nr_e, last_e);
+    if (s->bpack != KN_BPACK_PACK) {
+        g.mk[0][0] = mk_emit(&g, p.mr, p.nr, p.vl);
         if (m_edge)
-            g.mk[1][1] = mk_emit(&g, m_edge, nr_e, last_e);
+            g.mk[1][0] = mk_emit(&g, m_edge, p.nr, p.vl);
+        if (n_edge) {
+            g.mk[0][1] = mk_emit(&g, p.mr, nr_e, last_e);
+            if (m_edge)
+                g.mk[1][1] = mk_emit(&g, m_edge, nr_e, last_e);
+        }
     }
-    if (s->tb) {
+    if (s->bpack == KN_BPACK_PACKED) {
+        /* B comes packed */
+    } else if (s->tb) {
         g.pack_b[0] = pack_bt_emit(&g);
     } else if (!p.direct_b) {
         g.pack_b[0] = pack_b_emit(&g, p.nr, p.vl);
@@ -1233,8 +1293,11 @@ loom_code jit_gemm_emit(jit_engine *e, LLVMModuleRef m, const char *name, const 
 
     g.fn = g.kernel;
     LLVMPositionBuilderAtEnd(g.b, entry);
-    kernel_body(&g, LLVMGetParam(g.kernel, 0), LLVMGetParam(g.kernel, 1), LLVMGetParam(g.kernel, 2),
-                LLVMGetParam(g.kernel, 3));
+    if (s->bpack == KN_BPACK_PACK)
+        pack_body(&g, LLVMGetParam(g.kernel, 0), LLVMGetParam(g.kernel, 1), LLVMGetParam(g.kernel, 2));
+    else
+        kernel_body(&g, LLVMGetParam(g.kernel, 0), LLVMGetParam(g.kernel, 1), LLVMGetParam(g.kernel, 2),
+                    LLVMGetParam(g.kernel, 3));
     LLVMDisposeBuilder(g.b);
     return LOOM_OK;
 }

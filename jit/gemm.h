@@ -38,6 +38,9 @@ typedef struct jit_gemm_spec {
     bool accumulate; /* C += op(A) op(B) (+ bias) */
     bool bias;
     jit_act act;     /* applied after bias; with accumulate, act must be NONE */
+    int bpack;       /* KN_BPACK_* (plan.h): PACK: the kernel only packs op(B) (bufs[1]) into
+                        bufs[2] in kn_gemm_b_layout's layout; PACKED: bufs[1] is such a buffer
+                        (batch 1 in both) */
 } jit_gemm_spec;
 
 /* Checks a spec (shapes positive, strides large enough, act with

@@ -139,9 +139,12 @@ static void profile_report(rt_exec *x)
         const kernel *k = &p->kernels[best];
         char desc[96] = "";
         if (k->kind == KN_GEMM)
-            snprintf(desc, sizeof desc, "%lldx[%lld,%lld,%lld]%s%s%s", (long long)k->gemm.batch, (long long)k->gemm.m,
-                     (long long)k->gemm.n, (long long)k->gemm.k, k->gemm.ta ? " aT" : "", k->gemm.tb ? " bT" : "",
-                     k->gemm.accumulate ? " acc" : "");
+            snprintf(desc, sizeof desc, "%lldx[%lld,%lld,%lld]%s%s%s%s", (long long)k->gemm.batch,
+                     (long long)k->gemm.m, (long long)k->gemm.n, (long long)k->gemm.k, k->gemm.ta ? " aT" : "",
+                     k->gemm.tb ? " bT" : "", k->gemm.accumulate ? " acc" : "",
+                     k->gemm.bpack == KN_BPACK_PACK     ? " (packs B)"
+                     : k->gemm.bpack == KN_BPACK_PACKED ? " B packed"
+                                                        : "");
         else if (k->kind == KN_ROWS)
             snprintf(desc, sizeof desc, "%u kernels row by row over %lld rows", k->nsubs, (long long)k->rows);
         else

@@ -17,6 +17,7 @@
 
 #include "base.h"
 #include "gemm.h"
+#include "plan.h"
 #include "pool.h"
 
 /* ------------------------------------------------------------------ */
@@ -96,7 +97,7 @@ typedef struct problem {
     double *want; /* [nc] */
     char *scratch[3];
     size_t scratch_bytes;
-    guarded mem[7]; /* a, b, c, bias, scratch x 3 */
+    guarded mem[8]; /* a, b, c, bias, scratch x 3, packed B */
     int nmem;
 } problem;
 
@@ -252,6 +253,21 @@ static void check_spec(const jit_gemm_spec *s, int threads, const char *what)
     double *scale = calloc(p.nc, sizeof(double));
     assert_non_null(scale);
     reference(&p, scale);
+    if (s->bpack == KN_BPACK_PACKED) {
+        /* B packed first by the PACK kernel of the same shape, into a
+         * buffer of the layout's size (guarded: the kernels must stay in it) */
+        jit_gemm_spec ps = *s;
+        ps.bpack = KN_BPACK_PACK;
+        jit_kernel_fn pack = compile(&ps);
+        if (!pack)
+            fail_msg("%s: compile of the packing kernel failed: %s", what, g_err.msg);
+        kn_b_layout l;
+        kn_gemm_b_layout(s->dtype, s->n, s->k, &l);
+        void *packed = guarded_alloc((size_t)l.elems * esize(&p), &p.mem[p.nmem++]);
+        run_ctx r = { pack, { p.b, p.b, packed, NULL }, p.scratch };
+        rt_pool_run(g_pool, jit_gemm_work(&ps), threads, run_share, &r);
+        p.b = packed;
+    }
     run(&p, fn, threads);
     double tol = tol_of(s->dtype);
     if (s->act == JIT_ACT_TANH || s->act == JIT_ACT_SIGMOID)
@@ -392,6 +408,27 @@ static void epilogue(jit_act a)
     }
 }
 
+/* B packed once by a kernel of its own and read packed (prepack.c: a
+ * weight shared by every time step's product): few rows, B transposed
+ * or not, edges in every dimension, the epilogues, 1 to 3 threads. */
+static void test_gemm_prepacked(void **state)
+{
+    (void)state;
+    const int64_t ms[] = { 1, 8, 17, 32, 64 }, ns[] = { 48, 65, 100, 512 }, ks[] = { 31, 384, 500, 900 };
+    int i = 0;
+    for (int t = 0; t < 2; t++)
+        for (size_t a = 0; a < LM_ARRAY_LEN(ms); a++, i++) {
+            jit_gemm_spec s = spec(i % 3 == 2 ? LOOM_F64 : LOOM_F32, ms[a], ns[i % 4], ks[(i + t) % 4], false, t);
+            s.bpack = KN_BPACK_PACKED;
+            s.bias = i % 2;
+            s.act = i % 4 == 1 ? JIT_ACT_TANH : JIT_ACT_NONE;
+            check_spec(&s, 1 + i % 3, "prepacked B");
+            s.act = JIT_ACT_NONE;
+            s.accumulate = true;
+            check_spec(&s, 2, "prepacked B, accumulating");
+        }
+}
+
 static void test_gemm_bias(void **state) { (void)state; epilogue(JIT_ACT_NONE); }
 static void test_gemm_relu(void **state) { (void)state; epilogue(JIT_ACT_RELU); }
 
@@ -510,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_gemm_tanh),
         cmocka_unit_test(test_gemm_sigmoid),
         cmocka_unit_test(test_gemm_threads_bitwise),
+        cmocka_unit_test(test_gemm_prepacked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

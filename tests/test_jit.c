@@ -866,7 +866,7 @@ static void run_elman(loom_backend backend, bool batch, elman_run *r)
         const plan *p = ctx->plans[0].plan;
         for (size_t c = 0; c < p->ncalls; c++) {
             const kernel *k = &p->kernels[p->calls[c].kernel];
-            if (k->kind == KN_GEMM) {
+            if (k->kind == KN_GEMM && k->gemm.bpack != KN_BPACK_PACK) { /* products, not packing */
                 r->gemm_calls++;
                 /* a product over many steps' rows (or its contraction) */
                 r->big_gemms += k->gemm.m > BB * 2 || k->gemm.k > BH * 2;
@@ -926,7 +926,7 @@ static void test_jit_time_batching_leaves_recurrence_alone(void **state)
 {
     (void)state;
     float got[2][BH * BH + 1];
-    size_t gemms = 0;
+    size_t gemms = 0, packs = 0, packed = 0;
     for (int k = 0; k < 2; k++) {
         loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 9, .backend = k ? LOOM_BACKEND_JIT : LOOM_BACKEND_REFERENCE });
         loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(BH, BH));
@@ -948,14 +948,21 @@ static void test_jit_time_batching_leaves_recurrence_alone(void **state)
         assert_int_equal(loom_read(ctx, outs[1], got[k], BH * BH * sizeof(float)), LOOM_OK);
         if (k) {
             const plan *p = ctx->plans[0].plan;
-            for (size_t c = 0; c < p->ncalls; c++)
-                gemms += p->kernels[p->calls[c].kernel].kind == KN_GEMM;
+            for (size_t c = 0; c < p->ncalls; c++) {
+                const kernel *kn = &p->kernels[p->calls[c].kernel];
+                gemms += kn->kind == KN_GEMM && kn->gemm.bpack != KN_BPACK_PACK;
+                packs += kn->kind == KN_GEMM && kn->gemm.bpack == KN_BPACK_PACK;
+                packed += kn->kind == KN_GEMM && kn->gemm.bpack == KN_BPACK_PACKED;
+            }
         }
         loom_ctx_free(ctx);
     }
     assert_close(got[1], got[0], BH * BH + 1, "dW and loss");
     /* T forward, T - 1 backward through h (h_0 is a constant), 1 dW */
     assert_int_equal(gemms, 2 * BT);
+    /* the per-step products read w packed once: w forward, w^T backward */
+    assert_int_equal(packs, 2);
+    assert_int_equal(packed, 2 * BT - 1);
 }
 
 /* A layer-normalised cell (examples/ln_lstm.h's structure): each step's
