@@ -23,6 +23,13 @@
  *   into MR-row panels when enough strips use them; otherwise A is read
  *   in place (broadcasts of strided elements).
  *
+ * Prepacked B (spec.bpack, compile/prepack.c): a PACK kernel packs op(B)
+ * whole into a buffer, panel after panel in the layout kn_gemm_b_layout
+ * gives (which the K blocking here follows for every kernel); PACKED
+ * kernels are the packed ones above, finding each panel there instead of
+ * packing it. For the few-row products of every time step, which share
+ * a weight: packing it per call would cost as much as the product.
+ *
  * Dot products (few rows of A, B transposed, K >= 256): both operands are
  * contiguous along K, so 4 rows of A x 6 rows of B accumulate along K in
  * vectors, reduced once at the end. Nothing is packed, and B (a weight,
@@ -49,10 +56,9 @@
 
 #include <stdio.h>
 
-#include "plan.h" /* the packed layout of op(B), shared with prepack.c */
-
 #include <llvm-c/DebugInfo.h>
 
+#include "plan.h" /* the packed layout of op(B), shared with prepack.c */
 #include "vmath.h"
 
 /* ------------------------------------------------------------------ */

@@ -3,8 +3,9 @@
  * transposes, dtype, leading dimensions and epilogue are constants in the
  * code, so the micro-kernel is register-tiled for this CPU's vector width
  * with no run-time dispatch. Operands are packed into panels (in the
- * per-thread scratch) where that pays; every transpose combination is
- * handled by the packing and the loads, never by a copy in the graph.
+ * per-thread scratch) where that pays, or B once for many calls by a
+ * kernel of its own (bpack); every transpose combination is handled by
+ * the packing and the loads, never by a copy in the graph.
  *
  * The kernel has the engine's signature: bufs[0] = A, bufs[1] = B,
  * bufs[2] = C, bufs[3] = bias (when the spec has one); its work items are
