@@ -512,6 +512,25 @@ static bool go_inplace(plan *p, lm_mem *mem, size_t ci, uint32_t oa, uint32_t da
     return true;
 }
 
+/* Each buffer's first and last call (UINT32_MAX and 0 when no call
+ * touches it). */
+static void buffer_spans(const plan *p, uint32_t *first, uint32_t *last)
+{
+    for (size_t b = 0; b < p->nbuffers; b++) {
+        first[b] = UINT32_MAX;
+        last[b] = 0;
+    }
+    for (size_t ci = 0; ci < p->ncalls; ci++) {
+        const plan_call *call = &p->calls[ci];
+        for (uint32_t i = 0; i < p->kernels[call->kernel].nargs; i++) {
+            uint32_t b = p->args[call->arg + i].buffer;
+            if (first[b] == UINT32_MAX)
+                first[b] = (uint32_t)ci;
+            last[b] = (uint32_t)ci;
+        }
+    }
+}
+
 /* Commits in place: an assignment's new value written over its
  * parameter by the call that computes it, rather than into the arena and
  * copied over the parameter after the run (an optimizer's update then
@@ -545,26 +564,17 @@ static loom_code commit_in_place(plan *p, lm_mem *mem)
     }
     for (uint32_t i = 0; i < np; i++)
         pbuf[i] = NONE;
-    for (size_t b = 0; b < nb; b++) {
-        first[b] = UINT32_MAX;
-        last[b] = 0;
+    for (size_t b = 0; b < nb; b++)
         if (p->buffers[b].kind == PB_PARAM)
             pbuf[p->buffers[b].ext] = pbuf[p->buffers[b].ext] == NONE ? (uint32_t)b : TWO;
-    }
     for (size_t i = 0; i < p->ncommits; i++)
         ncommit[p->commits[i].param]++;
+    buffer_spans(p, first, last);
     size_t after_index = 0; /* calls from here on cannot fail the run */
     for (size_t ci = 0; ci < nc; ci++) {
-        const plan_call *call = &p->calls[ci];
-        kn_kind kind = p->kernels[call->kernel].kind;
+        kn_kind kind = p->kernels[p->calls[ci].kernel].kind;
         if (kind == KN_GATHER || kind == KN_SCATTER)
             after_index = ci + 1;
-        for (uint32_t i = 0; i < p->kernels[call->kernel].nargs; i++) {
-            uint32_t b = p->args[call->arg + i].buffer;
-            if (first[b] == UINT32_MAX)
-                first[b] = (uint32_t)ci;
-            last[b] = (uint32_t)ci;
-        }
     }
     size_t kept = 0;
     for (size_t i = 0; i < p->ncommits; i++) {
@@ -637,19 +647,7 @@ static loom_code plan_memory(plan *p, lm_mem *mem, lm_err *err, uint32_t status,
         goto done;
     }
     uint32_t end = (uint32_t)nc; /* "after the last call" */
-    for (size_t b = 0; b < nb; b++) {
-        first[b] = UINT32_MAX;
-        last[b] = 0;
-    }
-    for (size_t ci = 0; ci < nc; ci++) {
-        const plan_call *call = &p->calls[ci];
-        for (uint32_t i = 0; i < p->kernels[call->kernel].nargs; i++) {
-            uint32_t b = p->args[call->arg + i].buffer;
-            if (first[b] == UINT32_MAX)
-                first[b] = (uint32_t)ci;
-            last[b] = (uint32_t)ci;
-        }
-    }
+    buffer_spans(p, first, last);
     for (size_t i = 0; i < p->noutputs; i++)
         last[p->outputs[i].buffer] = end;
     for (size_t i = 0; i < p->ncommits; i++)

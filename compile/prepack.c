@@ -135,19 +135,18 @@ loom_code fz_prepack(fz *f)
     if (ncand < MIN_CALLS)
         return LOOM_OK;
     cand *cs = lm_alloc(mem, ncand * sizeof *cs);
-    uint32_t *group_of = lm_alloc(mem, (nc + 1) * sizeof *group_of); /* a group's first call: its packed buffer */
-    plan_arg *group_b = lm_alloc(mem, (nc + 1) * sizeof *group_b);    /* ... and the B it packs */
+    plan_call *pack_at = lm_alloc(mem, (nc + 1) * sizeof *pack_at); /* the packing call before call ci, if any */
     wtab w = { .start = lm_zalloc(mem, (nb + 2) * sizeof *w.start), .fill = lm_zalloc(mem, (nb + 1) * sizeof *w.fill) };
     plan_call *calls = NULL;
     size_t calls_bytes = 0;
     loom_code c = LOOM_OK;
-    if (!cs || !group_of || !group_b || !w.start || !w.fill) {
+    if (!cs || !pack_at || !w.start || !w.fill) {
         c = mem->err->code;
         goto done;
     }
     ncand = 0;
     for (size_t ci = 0; ci < nc; ci++) {
-        group_of[ci] = UINT32_MAX;
+        pack_at[ci].kernel = UINT32_MAX;
         const plan_call *call = &p->calls[ci];
         const kernel *k = &p->kernels[call->kernel];
         const kn_gemm *g = &k->gemm;
@@ -188,8 +187,20 @@ loom_code fz_prepack(fz *f)
         uint32_t pb = (uint32_t)p->nbuffers++;
         p->buffers[pb] = (plan_buffer){ .kind = PB_ARENA, .bytes = (uint64_t)l.elems * loom_dtype_size(k0->gemm.dtype),
                                         .node = p->buffers[cs[i].buffer].node };
-        group_of[first] = pb;
-        group_b[first] = p->args[p->calls[first].arg + 1];
+        /* the packing call: B where the group reads it, into pb */
+        kn_gemm pg = { .dtype = k0->gemm.dtype, .batch = 1, .m = 1, .n = k0->gemm.n, .k = k0->gemm.k,
+                       .tb = k0->gemm.tb, .ldb = k0->gemm.ldb, .bpack = KN_BPACK_PACK };
+        long kp = gemm_kernel(f, k0, &pg, 3);
+        if (kp < 0 || !LM_GROW(mem, p->args, p->args_cap, p->nargs + 3)) {
+            c = mem->err->code;
+            goto done;
+        }
+        plan_arg b = { .buffer = cs[i].buffer, .offset = cs[i].offset };
+        p->args[p->nargs] = b;
+        p->args[p->nargs + 1] = b;
+        p->args[p->nargs + 2] = (plan_arg){ .buffer = pb };
+        pack_at[first] = (plan_call){ .kernel = (uint32_t)kp, .arg = (uint32_t)p->nargs };
+        p->nargs += 3;
         for (size_t q = i; q < j; q++) {
             uint32_t ci = cs[q].call;
             const kernel *k = &p->kernels[p->calls[ci].kernel];
@@ -221,24 +232,8 @@ loom_code fz_prepack(fz *f)
     }
     size_t at = 0;
     for (size_t ci = 0; ci < nc; ci++) {
-        uint32_t pb = group_of[ci];
-        if (pb != UINT32_MAX) {
-            const plan_call *call = &p->calls[ci];
-            const kernel *k = &p->kernels[call->kernel];
-            kn_gemm g = { .dtype = k->gemm.dtype, .batch = 1, .m = 1, .n = k->gemm.n, .k = k->gemm.k,
-                          .tb = k->gemm.tb, .ldb = k->gemm.ldb, .bpack = KN_BPACK_PACK };
-            plan_arg b = { .buffer = group_b[ci].buffer, .offset = group_b[ci].offset };
-            long kp = gemm_kernel(f, k, &g, 3);
-            if (kp < 0 || !LM_GROW(mem, p->args, p->args_cap, p->nargs + 3)) {
-                c = mem->err->code;
-                goto done;
-            }
-            p->args[p->nargs] = b;
-            p->args[p->nargs + 1] = b;
-            p->args[p->nargs + 2] = (plan_arg){ .buffer = pb };
-            calls[at++] = (plan_call){ .kernel = (uint32_t)kp, .arg = (uint32_t)p->nargs };
-            p->nargs += 3;
-        }
+        if (pack_at[ci].kernel != UINT32_MAX)
+            calls[at++] = pack_at[ci];
         calls[at++] = p->calls[ci];
     }
     lm_free(mem, p->calls, p->calls_cap * sizeof *p->calls);
@@ -253,8 +248,7 @@ done:
         lm_free(mem, w.at, ((size_t)w.start[nb] + 1) * sizeof *w.at);
     lm_free(mem, w.fill, (nb + 1) * sizeof *w.fill);
     lm_free(mem, w.start, (nb + 2) * sizeof *w.start);
-    lm_free(mem, group_b, (nc + 1) * sizeof *group_b);
-    lm_free(mem, group_of, (nc + 1) * sizeof *group_of);
+    lm_free(mem, pack_at, (nc + 1) * sizeof *pack_at);
     lm_free(mem, cs, ncand * sizeof *cs);
     return c;
 }

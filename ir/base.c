@@ -122,11 +122,11 @@ typedef struct aligned_hdr {
     size_t size;
 } aligned_hdr;
 
-enum { LM_ALIGN = 64, LM_HUGE = 2u << 20 }; /* LM_HUGE: a huge page */
+enum { LM_ALIGN = 64 };
 
 void *lm_alloc_aligned(lm_mem *m, size_t size)
 {
-    size_t align = size >= LM_HUGE ? LM_HUGE : LM_ALIGN;
+    size_t align = size >= LM_HUGE_PAGE ? LM_HUGE_PAGE : LM_ALIGN;
     size_t total = size + align + sizeof(aligned_hdr);
     if (total < size)
         return nomem(m, size);
@@ -138,8 +138,8 @@ void *lm_alloc_aligned(lm_mem *m, size_t size)
     h->base = base;
     h->size = total;
 #ifdef MADV_HUGEPAGE
-    if (align == LM_HUGE) /* advice: failure is harmless */
-        madvise((void *)a, size & ~(size_t)(LM_HUGE - 1), MADV_HUGEPAGE);
+    if (align == LM_HUGE_PAGE) /* advice: failure is harmless */
+        madvise((void *)a, size & ~(LM_HUGE_PAGE - 1), MADV_HUGEPAGE);
 #endif
     return (void *)a;
 }

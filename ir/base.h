@@ -76,6 +76,7 @@ char *lm_strdup(lm_mem *m, const char *s);
  * that misses the cache too (the char-LM's Adam update of a [2048,512]
  * weight took 1.8-2.3 ms, 0.6 ms in huge pages). */
 void *lm_alloc_aligned(lm_mem *m, size_t size);
+#define LM_HUGE_PAGE ((size_t)2 << 20) /* blocks this large start on a huge page */
 void *lm_zalloc_aligned(lm_mem *m, size_t size);
 void lm_free_aligned(lm_mem *m, void *p);
 

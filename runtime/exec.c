@@ -1,7 +1,7 @@
 /*
  * exec.c — the plan executor.
  */
-#define _DEFAULT_SOURCE /* madvise's Linux advice (MADV_HUGEPAGE, MADV_POPULATE_WRITE), beyond POSIX */
+#define _DEFAULT_SOURCE /* madvise's MADV_POPULATE_WRITE, beyond POSIX */
 #include "exec.h"
 
 #include <math.h>
@@ -31,8 +31,6 @@ struct rt_exec {
     const plan *p;
     rt_kernel *kernels; /* [p->nkernels] */
     char *arena;
-    char *arena_base; /* as allocated (the arena is aligned in it) */
-    size_t arena_total;
     char *scratch;      /* threads * scratch_each */
     size_t scratch_each;
     int threads;
@@ -41,29 +39,20 @@ struct rt_exec {
 };
 
 /* The arena, zeroed: 2 MiB-aligned and in huge pages where the system
- * allows (THP "madvise"), which spares the big GEMMs' operands TLB misses,
- * and its pages faulted in by one call (MADV_POPULATE_WRITE, Linux 5.14)
+ * allows (lm_alloc_aligned), which spares the big GEMMs' operands TLB
+ * misses, and its pages faulted in by one call (MADV_POPULATE_WRITE, Linux 5.14)
  * rather than one fault at a time: on this machine, 96 MiB zeroed in
  * 9 ms against 146 ms with huge pages alone, 280 ms with neither, in a
  * small program; the char-LM's 92 MiB arena here 28-167 ms (as huge
  * pages are to be had) against 256-277 ms. */
 static char *arena_new(rt_exec *x, uint64_t bytes)
 {
-    enum { HUGE = 2u << 20 };
-    size_t size = bytes ? (size_t)bytes : 64, align = size >= 4 * (size_t)HUGE ? HUGE : 64;
-    if (size > SIZE_MAX - align)
+    size_t size = bytes ? (size_t)bytes : 64;
+    char *a = lm_alloc_aligned(&x->mem, size);
+    if (!a)
         return NULL;
-    x->arena_total = size + align;
-    x->arena_base = lm_alloc(&x->mem, x->arena_total);
-    if (!x->arena_base)
-        return NULL;
-    char *a = (char *)(((uintptr_t)x->arena_base + align - 1) & ~(uintptr_t)(align - 1));
-#ifdef MADV_HUGEPAGE
-    if (align == HUGE)
-        madvise(a, (size + HUGE - 1) & ~(size_t)(HUGE - 1), MADV_HUGEPAGE); /* advice: failure is harmless */
-#endif
 #ifdef MADV_POPULATE_WRITE
-    if (align == HUGE) /* whole pages inside the block; failure is harmless (memset faults them) */
+    if (size >= LM_HUGE_PAGE) /* whole pages inside the block; failure is harmless (memset faults them) */
         madvise(a, size & ~(size_t)4095, MADV_POPULATE_WRITE);
 #endif
     memset(a, 0, size);
@@ -170,7 +159,7 @@ void rt_exec_free(rt_exec *x)
     lm_free(&m, x->kernels, (p->nkernels + 1) * sizeof *x->kernels);
     lm_free(&m, x->bufptr, (p->nbuffers + 1) * sizeof *x->bufptr);
     lm_free(&m, x->argptr, (p->nargs + 1) * sizeof *x->argptr);
-    lm_free(&m, x->arena_base, x->arena_total);
+    lm_free_aligned(&m, x->arena);
     lm_free_aligned(&m, x->scratch);
     lm_free(&m, x, sizeof *x);
 }
