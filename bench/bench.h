@@ -104,6 +104,7 @@ typedef struct bench_result {
     const char *suite, *name;
     int threads;
     double flops;           /* GEMM flops of one call (0: not counted) */
+    double loom_flops;      /* those loom's plan does, when a pass saved some (0: flops) */
     double loom_ms;
     double loom_first_ms;   /* the first call: compiling included */
     double loom_compile_ms; /* LLVM time, loom_get_stats */

@@ -22,7 +22,12 @@
  *
  * GFLOP/s counts the GEMMs only, 2·M·N·K each: per layer and step
  * x·W_ih^T and h·W_hh^T (M = B, N = 4H, K = H), plus the output layer
- * (M = T·B, N = 65, K = H); backward counts twice forward.
+ * (M = T·B, N = 65, K = H); backward counts twice forward. That is the
+ * model as written, and PyTorch's work. loom's plan does less: layer 0's
+ * input products are computed on the 65-row embedding table, not on the
+ * T·B rows looked up from it (compile/fold.c), so loom's GFLOP/s and
+ * fraction of peak count the GEMMs its plan does (loom_get_stats), and a
+ * line under the table gives both; LOOM_FOLD=0 runs the model's.
  *
  * PyTorch runs as a child process (run with /usr/bin/python3, where
  * Debian's torch imports), one at a time after loom, in the environment it
@@ -164,6 +169,7 @@ static void run_loom(const bench_opts *o, const charlm_case *c, int threads, con
         r->loom_ms = ms;
         r->loom_compile_ms = st.compile_ms;
         r->loom_plan_bytes = st.plan_bytes;
+        r->loom_flops = st.gemm_flops;
     }
 out:
     model_free(&m);
@@ -221,6 +227,10 @@ static void print_checks(const bench_opts *o, const bench_result *res, int n)
                    isnan(r->check) ? " from torch's own initial weights" : r->check > 1e-4 ? " LOSSES DIFFER" : "",
                    r->peer_first_ms);
         printf("\n");
+        if (r->loom_flops > 0 && fabs(r->loom_flops - r->flops) > 1e-3 * r->flops)
+            printf("  %s work: loom's plan does %.1f GFLOP of GEMMs a step, the model as written %.1f (PyTorch's): "
+                   "loom's GFLOP/s and peak count its own, LOOM_FOLD=0 does the model's\n",
+                   r->name, r->loom_flops / 1e9, r->flops / 1e9);
     }
 }
 

@@ -399,6 +399,11 @@ bench_result bench_result_empty(const char *suite, const char *name, int threads
 }
 
 static double gflops_of(const bench_result *r, double ms) { return r->flops / (ms * 1e6); }
+/* loom's own rate: of the work its plan does */
+static double loom_gflops(const bench_result *r)
+{
+    return (r->loom_flops > 0 ? r->loom_flops : r->flops) / (r->loom_ms * 1e6);
+}
 
 void bench_results_head(const bench_opts *o, const char *title, int threads, const char *machine, double before,
                         double after)
@@ -434,8 +439,10 @@ void bench_result_print(const bench_opts *o, const bench_result *r)
             printf(", \"peer\": null");
         json_num("peer_ms", peer ? r->peer_ms : -1, "%.4f");
         json_num("speedup", peer && loom ? r->peer_ms / r->loom_ms : -1, "%.4f");
-        json_num("gflops", loom && r->flops > 0 ? gflops_of(r, r->loom_ms) : -1, "%.2f");
-        json_num("peak_fraction", loom && r->flops > 0 ? gflops_of(r, r->loom_ms) / peak : -1, "%.4f");
+        json_num("gflops", loom && r->flops > 0 ? loom_gflops(r) : -1, "%.2f");
+        json_num("peak_fraction", loom && r->flops > 0 ? loom_gflops(r) / peak : -1, "%.4f");
+        json_num("flops", r->flops > 0 ? r->flops : -1, "%.6g");
+        json_num("loom_flops", r->loom_flops > 0 ? r->loom_flops : -1, "%.6g");
         json_num("peer_gflops", peer && r->flops > 0 ? gflops_of(r, r->peer_ms) : -1, "%.2f");
         json_num("loom_first_ms", r->loom_first_ms, "%.2f");
         json_num("loom_compile_ms", r->loom_compile_ms, "%.2f");
@@ -457,7 +464,7 @@ void bench_result_print(const bench_opts *o, const bench_result *r)
     }
     printf("%-20s %3d", r->name, r->threads);
     if (loom)
-        printf(" %9.2f %7.1f %4.1f%%", r->loom_ms, gflops_of(r, r->loom_ms), 100 * gflops_of(r, r->loom_ms) / peak);
+        printf(" %9.2f %7.1f %4.1f%%", r->loom_ms, loom_gflops(r), 100 * loom_gflops(r) / peak);
     else
         printf(" %9s %7s %5s", "failed", "-", "-");
     if (peer)

@@ -955,17 +955,27 @@ plan *plan_compile(ir_graph *src, const ir_id *roots_in, uint32_t nroots, const 
         goto fail;
     if (pass_simplify(g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
         goto fail;
-    /* time-batching, slice sinking, then simplification again (batching
-     * makes slices and reshapes to fold): each pass from one graph into
-     * a fresh one */
-    graph_pass more[3] = { pass_batch, pass_sink_slices, pass_simplify };
+    /* time-batching, lookup folding (fold.c: batching makes the products
+     * over many rows worth folding), slice sinking, then simplification
+     * again (batching makes slices and reshapes to fold, and the folds
+     * leave dead nodes): each pass from one graph into a fresh one */
+    enum { BATCH, FOLD, SINK, SIMPLIFY };
     p->report.batching_off = o && o->no_batch;
+    p->report.fold_off = o && o->no_fold;
     p->report.matmuls_in = count_matmuls(g2, NULL);
-    for (int i = (o && o->no_batch) ? 1 : 0; i < 3; i++) {
+    for (int i = BATCH; i <= SIMPLIFY; i++) {
+        if ((i == BATCH && p->report.batching_off) || (i == FOLD && p->report.fold_off))
+            continue;
         ir_graph_free(g1);
         g1 = g2;
         g2 = ir_graph_new(mem, err, src->ops);
-        if (!g2 || more[i](g1, g2, roots, nroots) != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
+        if (!g2)
+            goto fail;
+        loom_code c = i == BATCH  ? pass_batch(g1, g2, roots, nroots)
+                      : i == FOLD ? pass_fold_lookups(g1, g2, roots, nroots, &p->report.folds)
+                      : i == SINK ? pass_sink_slices(g1, g2, roots, nroots)
+                                  : pass_simplify(g1, g2, roots, nroots);
+        if (c != LOOM_OK || (verify && ir_verify(g2) != LOOM_OK))
             goto fail;
     }
     p->report.matmuls_out = count_matmuls(g2, &p->report.matmuls_shared);
@@ -1052,6 +1062,17 @@ static void cat(char *buf, size_t size, size_t *at, const char *fmt, ...)
 #define STRING_OF(x) #x
 #define STRING(x) STRING_OF(x)
 
+double plan_gemm_flops(const plan *p)
+{
+    double flops = 0;
+    for (size_t i = 0; i < p->ncalls; i++) {
+        const kernel *k = &p->kernels[p->calls[i].kernel];
+        if (k->kind == KN_GEMM && k->gemm.bpack != KN_BPACK_PACK)
+            flops += 2.0 * (double)k->gemm.batch * (double)k->gemm.m * (double)k->gemm.n * (double)k->gemm.k;
+    }
+    return flops;
+}
+
 size_t plan_report_text(const plan *p, char *buf, size_t size)
 {
     static const char *const why[WHY_COUNT] = {
@@ -1087,6 +1108,11 @@ size_t plan_report_text(const plan *p, char *buf, size_t size)
     else if (r->remat_trees)
         cat(buf, size, &at, "recomputation: %llu backward reads of cheap forward values recompute them instead\n",
             (unsigned long long)r->remat_trees);
+    if (r->fold_off)
+        cat(buf, size, &at, "lookup folding: off (LOOM_FOLD=0)\n");
+    else if (r->folds)
+        cat(buf, size, &at, "lookup folding: %llu products of looked-up rows computed on the table instead\n",
+            (unsigned long long)r->folds);
     if (r->prepacked)
         cat(buf, size, &at, "prepacked: %llu GEMM operands packed once each for %llu calls\n",
             (unsigned long long)r->prepacked, (unsigned long long)r->prepacked_calls);

@@ -223,6 +223,8 @@ typedef struct plan_report {
     uint64_t row_chains;         /* KN_ROWS calls made */
     uint64_t row_members;        /* map and reduce calls they replaced */
     uint64_t remat_trees;        /* backward readers given a recomputed forward value (remat.c) */
+    uint64_t folds;              /* products of looked-up rows folded into products of the table (fold.c) */
+    bool fold_off;               /* LOOM_FOLD=0 */
     uint64_t prepacked;          /* operands B packed once for several GEMM calls (prepack.c) */
     uint64_t prepacked_calls;    /* the GEMM calls reading them */
     bool remat_off;              /* LOOM_REMAT=0 */
@@ -265,6 +267,7 @@ typedef struct compile_opts {
     bool no_rows;     /* skip row chains */
     bool no_remat;    /* keep every forward value the backward pass reads (no recomputation) */
     bool no_prepack;  /* no prepacked GEMM operands (prepack.c) */
+    bool no_fold;     /* no lookups folded into products (fold.c) */
     int threads;      /* threads the plan runs on (0: not known). Row chains are made for more
                          than one: they save a wake-up of the pool per member; on one thread
                          the members' own calls stream through the cache better (rows.c) */
@@ -283,6 +286,9 @@ void plan_free(plan *p);
 /* The structural key of (g, roots): equal keys, equal computations. */
 void plan_key(const ir_graph *g, const ir_id *roots, uint32_t nroots, uint64_t key[2]);
 
+/* Flops of the plan's GEMM calls, 2·M·N·K·batch each (packing calls none). */
+double plan_gemm_flops(const plan *p);
+
 /* Prints kernels and calls (LOOM_VERBOSE, tests). */
 void plan_print(const plan *p, FILE *out);
 
@@ -298,6 +304,10 @@ loom_code pass_simplify(const ir_graph *from, ir_graph *to, ir_id *roots, uint32
  * matmuls of one structure, whose operands do not depend on them, become
  * one GEMM over the stacked operands. */
 loom_code pass_batch(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
+/* Lookups folded into products (fold.c): gather(E, idx) · W becomes
+ * gather(E · W, idx) when E has at most half as many rows as are looked
+ * up, and likewise the two backward products; *folds counts them. */
+loom_code pass_fold_lookups(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, uint64_t *folds);
 /* Slice sinking (passes.c): slices of elementwise expressions used only
  * through slices become the expressions over the slices. */
 loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
@@ -305,7 +315,6 @@ loom_code pass_sink_slices(const ir_graph *from, ir_graph *to, ir_id *roots, uin
  * kept (remat.c); *trees: how many readers were given one. Runs last: it
  * makes duplicates on purpose, which hash-consing would fold. */
 loom_code pass_remat(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots, uint64_t *trees);
-typedef loom_code (*graph_pass)(const ir_graph *from, ir_graph *to, ir_id *roots, uint32_t nroots);
 /* The copying driver of the graph passes (passes.c): the nodes the roots
  * reach, copied into `to` in order, each with its step and phase marks,
  * its operands the copies map[] gives. rw (may be NULL) sees each node

@@ -59,6 +59,8 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     ctx->no_remat = env && !strcmp(env, "0"); /* LOOM_REMAT=0: no recomputation */
     env = getenv("LOOM_PREPACK");
     ctx->no_prepack = env && !strcmp(env, "0"); /* LOOM_PREPACK=0: no prepacked GEMM operands */
+    env = getenv("LOOM_FOLD");
+    ctx->no_fold = env && !strcmp(env, "0"); /* LOOM_FOLD=0: no lookups folded into products */
     env = getenv("LOOM_ANOMALY");
     ctx->anomaly = o.anomaly || (env && *env && strcmp(env, "0") != 0);
     lm_rng_seed(&ctx->host_rng, ctx->seed);

@@ -78,6 +78,7 @@ struct loom_ctx {
     bool no_batch;   /* LOOM_BATCH=0: skip time-batching (for comparisons) */
     bool no_rows;    /* LOOM_ROWS=0: no row chains (for comparisons) */
     bool no_remat;   /* LOOM_REMAT=0: keep every value the backward pass reads (for comparisons) */
+    bool no_fold;    /* LOOM_FOLD=0: lookups are not folded into the products they feed (for comparisons) */
     bool no_prepack; /* LOOM_PREPACK=0: each GEMM call packs (or reads) its B itself (for comparisons) */
     bool anomaly;    /* check every value computed for NaN and infinity */
     jit *jit;       /* made at the first JIT run */

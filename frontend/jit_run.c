@@ -63,6 +63,7 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
                           ,
                           .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
                           .no_prepack = ctx->no_prepack,
+                          .no_fold = ctx->no_fold,
                           .threads = ctx->threads,
                           .no_inplace = ctx->anomaly, .commit_in_place = !ctx->anomaly };
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
@@ -157,6 +158,7 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         for (uint32_t i = 0; i < nout; i++)
             values[i] = rt_exec_output(fp->exec, i);
         ctx->stats.plan_bytes = rt_exec_memory(fp->exec);
+        ctx->stats.gemm_flops = plan_gemm_flops(fp->plan);
     }
     lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);
     lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
@@ -196,6 +198,7 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
     if (c == LOOM_OK) {
         compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
                               .no_prepack = ctx->no_prepack,
+                              .no_fold = ctx->no_fold,
                               .threads = ctx->threads, .dot = out };
         plan *p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts);
         if (!p)

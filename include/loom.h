@@ -700,6 +700,8 @@ typedef struct loom_stats {
     double compile_ms;         /* LLVM: building, optimising, compiling */
     double plan_ms;            /* passes, fusion and memory planning */
     uint64_t plan_bytes;       /* arena and scratch of the last plan run */
+    double gemm_flops;         /* GEMM flops (2·M·N·K each) of one run of the last plan: the
+                                  work it does, after passes that save some (fold.c) */
 } loom_stats;
 
 loom_code loom_get_stats(loom_ctx *ctx, loom_stats *out);

@@ -1209,6 +1209,85 @@ static void test_jit_fusion_report(void **state)
     loom_ctx_free(ctx);
 }
 
+/* Lookup folding (fold.c): rows looked up from a table of fewer rows
+ * than are looked up, multiplied by weights (op(W) transposed and not),
+ * become lookups of the table's product; the backward products (the
+ * weights' gradients, the table's through the product) come from one
+ * scatter of the output gradient. Values and gradients match the
+ * reference executor, the GEMM work shrinks, LOOM_FOLD's switch turns it
+ * off, and an index out of range still fails the run. */
+typedef struct fold_run {
+    float loss, de[7 * 6], dw[8 * 6], du[6 * 5];
+    uint64_t folds;
+    double flops;
+} fold_run;
+
+static loom_code run_fold(loom_backend backend, bool off, const int32_t *ids, fold_run *r)
+{
+    enum { V = 7, H = 6, N = 8, M = 5, R = 20 };
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 3, .backend = backend });
+    ctx->no_fold = off;
+    loom_t e = loom_param(ctx, "e", LOOM_F32, LOOM_SHAPE(V, H));
+    loom_t w = loom_param(ctx, "w", LOOM_F32, LOOM_SHAPE(N, H));
+    loom_t u = loom_param(ctx, "u", LOOM_F32, LOOM_SHAPE(H, M));
+    loom_param_init_normal(ctx, e, 0, 1);
+    loom_param_init_normal(ctx, w, 0, 0.5);
+    loom_param_init_normal(ctx, u, 0, 0.5);
+    loom_t idx = loom_input(ctx, "ids", LOOM_I32, LOOM_SHAPE(4, R / 4));
+    loom_t y = loom_reshape(ctx, loom_gather(ctx, e, idx, 0), LOOM_SHAPE(R, H));
+    loom_t a = loom_tanh(ctx, loom_matmul_t(ctx, y, w, false, true)); /* y wT: [R, N] */
+    loom_t b = loom_sigmoid(ctx, loom_matmul(ctx, y, u));             /* y u: [R, M] */
+    loom_t loss = loom_add(ctx, loom_sum_all(ctx, loom_mul(ctx, a, a)), loom_sum_all(ctx, b));
+    loom_backward(ctx, loss);
+    loom_t outs[4] = { loss, loom_grad(ctx, e), loom_grad(ctx, w), loom_grad(ctx, u) };
+    TU_OK(ctx);
+    assert_int_equal(loom_feed(ctx, idx, ids, R * sizeof *ids), LOOM_OK);
+    loom_code c = loom_run(ctx, 4, outs);
+    if (c == LOOM_OK) {
+        assert_int_equal(loom_read(ctx, outs[0], &r->loss, sizeof r->loss), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[1], r->de, sizeof r->de), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[2], r->dw, sizeof r->dw), LOOM_OK);
+        assert_int_equal(loom_read(ctx, outs[3], r->du, sizeof r->du), LOOM_OK);
+        loom_stats st;
+        assert_int_equal(loom_get_stats(ctx, &st), LOOM_OK);
+        r->flops = st.gemm_flops;
+        r->folds = backend == LOOM_BACKEND_JIT ? ctx->plans[0].plan->report.folds : 0;
+    } else {
+        tu_assert_error(ctx, LOOM_ERR_INDEX, "9", "[0, 7)");
+    }
+    loom_ctx_free(ctx);
+    return c;
+}
+
+static void test_jit_lookup_folding(void **state)
+{
+    (void)state;
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = (i * 5 + i / 3) % 7;
+    fold_run ref, on, off;
+    assert_int_equal(run_fold(LOOM_BACKEND_REFERENCE, false, ids, &ref), LOOM_OK);
+    assert_int_equal(run_fold(LOOM_BACKEND_JIT, false, ids, &on), LOOM_OK);
+    assert_int_equal(run_fold(LOOM_BACKEND_JIT, true, ids, &off), LOOM_OK);
+    print_message("lookup folding: %llu folds, GEMM flops %.0f (unfolded %.0f)\n", (unsigned long long)on.folds,
+                  on.flops, off.flops);
+    /* forward y wT and y u; backward dY^T y (w's), y^T dY (u's) and the
+     * table's scatter of dY wT and dY uT */
+    assert_true(on.folds >= 5);
+    assert_int_equal(off.folds, 0);
+    assert_true(on.flops < 0.5 * off.flops);
+    const fold_run *runs[2] = { &on, &off };
+    for (int k = 0; k < 2; k++) {
+        assert_close(&runs[k]->loss, &ref.loss, 1, "loss");
+        assert_close(runs[k]->de, ref.de, 7 * 6, "table gradient");
+        assert_close(runs[k]->dw, ref.dw, 8 * 6, "w gradient (wT product)");
+        assert_close(runs[k]->du, ref.du, 6 * 5, "u gradient (u product)");
+    }
+    ids[13] = 9;
+    fold_run bad;
+    assert_int_equal(run_fold(LOOM_BACKEND_JIT, false, ids, &bad), LOOM_ERR_INDEX);
+}
+
 /* Gradients of slices: disjoint ones (with a gap between them) become a
  * concatenation with zeros; overlapping ones must still add up. */
 static void test_jit_slice_gradients_concatenate(void **state)
@@ -1261,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_jit_time_batching_leaves_recurrence_alone),
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
         cmocka_unit_test(test_jit_fusion_report),
+        cmocka_unit_test(test_jit_lookup_folding),
         cmocka_unit_test(test_jit_row_chains_match_reference),
         cmocka_unit_test(test_jit_recompute_cheap_values),
         cmocka_unit_test(test_jit_column_reductions),
