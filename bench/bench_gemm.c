@@ -110,7 +110,7 @@ static int prepare(jit_engine *e, gcase *c, int index, lm_mem *mem)
         LLVMDisposeModule(m);
         return -1;
     }
-    if (jit_module_add(e, m) != LOOM_OK)
+    if (jit_module_add(e, m, JIT_PIPE_DEFAULT) != LOOM_OK)
         return -1;
     c->fn = (jit_kernel_fn)jit_lookup(e, sym);
     c->compile_ms = (bench_now() - t0) * 1e3;

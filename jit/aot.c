@@ -418,7 +418,7 @@ loom_code aot_emit(lm_mem mem, lm_err *err, aot_object *o, void **image, size_t 
     emit_getter(&g, "weights", jit_ptr(g.e), g.blob ? g.blob : LLVMConstPointerNull(jit_ptr(g.e)));
     emit_getter(&g, "weights_bytes", jit_i64(g.e), i64c(&g, o->weights_bytes));
 
-    if ((c = jit_module_optimize(g.e, g.m)) != LOOM_OK)
+    if ((c = jit_module_optimize(g.e, g.m, JIT_PIPE_DEFAULT)) != LOOM_OK)
         goto done;
     char *msg = NULL;
     LLVMMemoryBufferRef mb = NULL;

@@ -188,7 +188,14 @@ LLVMValueRef jit_kernel_begin(jit_engine *e, LLVMModuleRef m, LLVMBuilderRef b, 
     return fn;
 }
 
-loom_code jit_module_optimize(jit_engine *e, LLVMModuleRef m)
+/* JIT_PIPE_LOOPS: the body function inlined into the entry point, then
+ * the loop nests canonicalised (rotated, invariants hoisted, induction
+ * variables simplified) for the vectorizer, and the result cleaned up */
+static const char LOOPS_PIPELINE[] =
+    "always-inline,function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-simplify,lcssa,"
+    "loop-rotate,loop-mssa(licm),indvars,loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg,early-cse)";
+
+loom_code jit_module_optimize(jit_engine *e, LLVMModuleRef m, jit_pipeline pipe)
 {
     char *msg = NULL;
     if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
@@ -205,7 +212,8 @@ loom_code jit_module_optimize(jit_engine *e, LLVMModuleRef m)
     LLVMPassBuilderOptionsSetSLPVectorization(opts, e->opt_level >= 2);
     LLVMPassBuilderOptionsSetLoopInterleaving(opts, e->opt_level >= 2);
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, e->opt_level >= 2);
-    LLVMErrorRef er = LLVMRunPasses(m, pipeline, e->tm, opts);
+    bool loops = pipe == JIT_PIPE_LOOPS && e->opt_level >= 2;
+    LLVMErrorRef er = LLVMRunPasses(m, loops ? LOOPS_PIPELINE : pipeline, e->tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     return er ? jit_error(e, er, "optimising") : LOOM_OK;
 }
@@ -250,10 +258,10 @@ static loom_code jit_instrument_tsan(jit_engine *e, LLVMModuleRef m)
 }
 #endif
 
-loom_code jit_module_add(jit_engine *e, LLVMModuleRef m)
+loom_code jit_module_add(jit_engine *e, LLVMModuleRef m, jit_pipeline pipe)
 {
     double t0 = now_ms();
-    loom_code c = jit_module_optimize(e, m);
+    loom_code c = jit_module_optimize(e, m, pipe);
 #ifdef JIT_TSAN
     if (c == LOOM_OK)
         c = jit_instrument_tsan(e, m);

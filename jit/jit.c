@@ -218,19 +218,33 @@ static void *compile_share(void *arg)
     share *s = arg;
     char name[64];
     s->code = LOOM_OK;
-    LLVMModuleRef m = jit_module_new(s->e, "loom_kernels");
+    /* GEMMs are vector code already, which LLVM's full pipeline serves
+     * best; the loop nests of the other kernels need only the loop
+     * vectorizer and what prepares it: two modules */
+    LLVMModuleRef m[2] = { NULL, NULL };
     for (size_t x = 0; x < s->n; x++) {
         uint32_t i = s->items[x].kernel;
+        int which = s->p->kernels[i].kind != KN_GEMM;
+        if (!m[which])
+            m[which] = jit_module_new(s->e, which ? "loom_kernels" : "loom_gemms");
         symbol(s->items[x].key, name, sizeof name);
-        if (jit_emit_kernel(s->e, m, name, &s->p->kernels[i], &s->out[i].work, &s->out[i].scratch) != LOOM_OK) {
-            LLVMDisposeModule(m);
+        if (jit_emit_kernel(s->e, m[which], name, &s->p->kernels[i], &s->out[i].work, &s->out[i].scratch) !=
+            LOOM_OK) {
+            for (int k = 0; k < 2; k++)
+                if (m[k])
+                    LLVMDisposeModule(m[k]);
             s->code = s->e->err->code;
             return NULL;
         }
     }
-    if (jit_module_add(s->e, m) != LOOM_OK) { /* m is gone either way */
-        s->code = s->e->err->code;
-        return NULL;
+    for (int k = 0; k < 2; k++) {
+        /* each module is gone after jit_module_add, either way */
+        if (m[k] && jit_module_add(s->e, m[k], k ? JIT_PIPE_LOOPS : JIT_PIPE_DEFAULT) != LOOM_OK) {
+            if (!k && m[1])
+                LLVMDisposeModule(m[1]);
+            s->code = s->e->err->code;
+            return NULL;
+        }
     }
     for (size_t x = 0; x < s->n; x++) {
         symbol(s->items[x].key, name, sizeof name);
@@ -256,7 +270,7 @@ static bool warm_up(jit_engine *e)
     jit_kernel_begin(e, m, b, "loom_warm_up");
     LLVMBuildRetVoid(b);
     LLVMDisposeBuilder(b);
-    return jit_module_add(e, m) == LOOM_OK && jit_lookup(e, "loom_warm_up");
+    return jit_module_add(e, m, JIT_PIPE_DEFAULT) == LOOM_OK && jit_lookup(e, "loom_warm_up");
 }
 
 /* The engines of up to `want` compiling threads (the first is j->e), made

@@ -57,7 +57,7 @@ static jit_kernel_fn compile(const jit_gemm_spec *s)
         LLVMDisposeModule(m);
         return NULL;
     }
-    if (jit_module_add(g_engine, m) != LOOM_OK)
+    if (jit_module_add(g_engine, m, JIT_PIPE_DEFAULT) != LOOM_OK)
         return NULL;
     return (jit_kernel_fn)jit_lookup(g_engine, name);
 }

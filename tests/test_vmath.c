@@ -194,7 +194,7 @@ static const vm_kernels *kernels(int fi)
             build_map(g_eng, m, name, F->emit, d, d ? W64[w] : W32[w]);
         }
     }
-    if (jit_module_add(g_eng, m) != LOOM_OK)
+    if (jit_module_add(g_eng, m, JIT_PIPE_LOOPS) != LOOM_OK)
         fail_msg("jit_module_add(%s): %s", F->name, g_err.msg);
     for (int d = 0; d < 2; d++) {
         snprintf(name, sizeof name, "vm_%s_%s", F->name, d ? "f64" : "f32");
@@ -519,7 +519,7 @@ static void test_vmath_loops_vectorize(void **state)
             snprintf(name, sizeof name, "v_%s_%s", FNS[fi].name, d ? "f64" : "f32");
             build_map(g_eng, m, name, FNS[fi].emit, d, 0);
         }
-    if (jit_module_optimize(g_eng, m) != LOOM_OK)
+    if (jit_module_optimize(g_eng, m, JIT_PIPE_LOOPS) != LOOM_OK)
         fail_msg("jit_module_optimize: %s", g_err.msg);
     char *ir = LLVMPrintModuleToString(m);
     for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
@@ -559,7 +559,7 @@ static void test_vmath_scalar_matches_vector(void **state)
             snprintf(name, sizeof name, "o0_%s_%s", FNS[fi].name, d ? "f64" : "f32");
             build_map(e0, m, name, FNS[fi].emit, d, 0);
         }
-    if (jit_module_add(e0, m) != LOOM_OK)
+    if (jit_module_add(e0, m, JIT_PIPE_LOOPS) != LOOM_OK)
         fail_msg("jit_module_add: %s", g_err.msg);
     double *xd = xalloc(N * sizeof *xd), *y0 = xalloc(N * sizeof *y0), *y3 = xalloc(N * sizeof *y3);
     float *xf = xalloc(N * sizeof *xf), *f0 = xalloc(N * sizeof *f0), *f3 = xalloc(N * sizeof *f3);
