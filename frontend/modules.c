@@ -257,10 +257,19 @@ static loom_t cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels, const l
     int64_t n = ls.d[0], classes = ls.d[1];
     loom_t lsm = loom_log_softmax(ctx, logits, 1);
     /* the label's log-probability through a one-hot mask (it fuses with
-     * the log-softmax); an ignored or out-of-range label picks nothing */
+     * the log-softmax); an ignored label picks nothing */
     loom_t lab = loom_reshape(ctx, loom_cast(ctx, labels, dt), LOOM_SHAPE(n, 1));
     loom_t onehot = loom_eq(ctx, loom_iota(ctx, dt, ls, 1), lab);
     loom_t per = loom_neg(ctx, loom_sum(ctx, loom_mul(ctx, lsm, onehot), LOOM_AXES(1), false));
+    /* A label outside [0, C) fails the run with LOOM_ERR_INDEX, as in
+     * PyTorch, where the mask would silently pick nothing: the labels
+     * (ignored ones as 0) look up C zeros, added to the losses, so the
+     * lookup's index check runs wherever the loss is computed. */
+    loom_t checked = labels;
+    if (opt.use_ignore_index)
+        checked = loom_where(ctx, loom_eq(ctx, labels, loom_scalar(ctx, LOOM_I32, opt.ignore_index)),
+                             loom_scalar(ctx, LOOM_I32, 0), labels);
+    per = loom_add(ctx, per, loom_gather(ctx, loom_full(ctx, dt, LOOM_SHAPE(classes), 0), checked, 0));
     if (opt.label_smoothing > 0) {
         /* PyTorch: (1 - e) nll + e * mean over classes of -log p */
         loom_t smooth = loom_muls(ctx, loom_sum(ctx, lsm, LOOM_AXES(1), false), -1.0 / (double)classes);

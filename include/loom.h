@@ -352,7 +352,8 @@ loom_t loom_scatter_add(loom_ctx *ctx, loom_t src, loom_t idx, int axis, int64_t
 loom_t loom_softmax(loom_ctx *ctx, loom_t x, int axis);
 loom_t loom_log_softmax(loom_ctx *ctx, loom_t x, int axis);
 loom_t loom_logsumexp(loom_ctx *ctx, loom_t x, int axis, bool keepdim);
-/* Mean cross-entropy of logits [N, C] against i32 labels [N]. */
+/* Mean cross-entropy of logits [N, C] against i32 labels [N]. A label
+ * outside [0, C) fails the run that computes the loss (LOOM_ERR_INDEX). */
 loom_t loom_cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels);
 /* Mean squared error. */
 loom_t loom_mse(loom_ctx *ctx, loom_t pred, loom_t target);
@@ -375,7 +376,8 @@ typedef struct loom_ce_options {
 } loom_ce_options;
 
 /* Cross-entropy of logits [N, C] (log-sum-exp, stable) against i32
- * labels [N]; o may be NULL (mean, nothing ignored). */
+ * labels [N]; o may be NULL (mean, nothing ignored). A label outside
+ * [0, C), other than an ignored one, fails the run (LOOM_ERR_INDEX). */
 loom_t loom_cross_entropy_ex(loom_ctx *ctx, loom_t logits, loom_t labels, const loom_ce_options *o);
 /* Binary cross-entropy of logits against targets in [0, 1] (same shape),
  * computed as max(x, 0) - x y + log1p(exp(-|x|)). */

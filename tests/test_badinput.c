@@ -657,6 +657,20 @@ static int gather_run(bi_env *e, int32_t a, int32_t b, int axis)
         return wrong(e, "building the gather failed: %s", loom_errmsg(e->ctx));
     return (int)loom_eval(e->ctx, 1, &y);
 }
+/* Runs a cross-entropy of x23 (2 rows, 3 classes) against labels a, b
+ * (ignoring -100 when asked). */
+static int ce_run(bi_env *e, int32_t a, int32_t b, bool ignore)
+{
+    loom_t labels = loom_tensor(e->ctx, LOOM_I32, LOOM_SHAPE(2), (int32_t[]){ a, b });
+    loom_t y = loom_cross_entropy_ex(e->ctx, e->x23, labels,
+                                     &(loom_ce_options){ .use_ignore_index = ignore, .ignore_index = -100 });
+    if (loom_failed(e->ctx))
+        return wrong(e, "building the loss failed: %s", loom_errmsg(e->ctx));
+    return (int)loom_eval(e->ctx, 1, &y);
+}
+static int c_ce_run_high(bi_env *e) { return ce_run(e, 0, 3, false); }
+static int c_ce_run_neg(bi_env *e) { return ce_run(e, -1, 2, false); }
+static int c_ce_run_ignored_and_high(bi_env *e) { return ce_run(e, -100, 5, true); }
 static int c_gather_run_high(bi_env *e) { return gather_run(e, 0, 7, 0); }
 static int c_gather_run_neg(bi_env *e) { return gather_run(e, -1, 1, 0); }
 static int c_gather_run_axis1(bi_env *e) { return gather_run(e, 1, 2, 1); }
@@ -2105,6 +2119,14 @@ static const bi_case cases[] = {
     R("loom_gather", "null indices", c_gather_null_idx, LOOM_ERR_HANDLE, "loom_gather", "operand 2", K_HANDLE),
     R("loom_gather", "a scalar table", c_gather_scalar, LOOM_ERR_ARG, "loom_gather", "rank 0", K_AXIS),
     R_NULL("loom_gather", c_gather_null_ctx),
+    R("loom_cross_entropy_ex", "label 3 of 3 classes at run time (JIT)", c_ce_run_high, LOOM_ERR_INDEX, "index 3",
+      "[0, 3)", K_INDEX),
+    R_REF("loom_cross_entropy_ex", "label 3 of 3 classes at run time (reference)", c_ce_run_high, LOOM_ERR_INDEX,
+          "index 3", "[0, 3)", K_INDEX),
+    R("loom_cross_entropy_ex", "label -1 at run time (JIT)", c_ce_run_neg, LOOM_ERR_INDEX, "index -1", "[0, 3)",
+      K_INDEX),
+    R("loom_cross_entropy_ex", "an ignored label and label 5 at run time (JIT)", c_ce_run_ignored_and_high,
+      LOOM_ERR_INDEX, "index 5", "[0, 3)", K_INDEX),
     R("loom_gather", "index 7 of 3 rows at run time (JIT)", c_gather_run_high, LOOM_ERR_INDEX, "index 7", "[0, 3)",
       K_INDEX),
     R_REF("loom_gather", "index 7 of 3 rows at run time (reference)", c_gather_run_high, LOOM_ERR_INDEX, "index 7",
