@@ -59,6 +59,16 @@ static void place(const loom_ctx *ctx, char *buf, size_t size, uint32_t scope, i
         snprintf(buf + at, size - at, " (%s pass)", phase >= 0 && phase <= 2 ? passes[phase] : "?");
 }
 
+void fe_index_place(loom_ctx *ctx, const plan *p, uint32_t origin)
+{
+    if (!origin || origin >= p->norigins || !loom_failed(ctx))
+        return;
+    const plan_origin *o = &p->origins[origin];
+    size_t len = strlen(ctx->err.msg);
+    if (len + 1 < sizeof ctx->err.msg)
+        place(ctx, ctx->err.msg + len, sizeof ctx->err.msg - len, o->scope, o->step, o->phase);
+}
+
 loom_code fe_anomaly_fail(loom_ctx *ctx, const char *fn, const plan_origin *o, int64_t index, double value,
                           const char *fused)
 {

@@ -155,6 +155,9 @@ loom_code fe_anomaly_fail(loom_ctx *ctx, const char *fn, const plan_origin *o, i
 loom_code fe_anomaly_outside(loom_ctx *ctx, const char *fn, const plan *p);
 loom_code fe_anomaly_call(loom_ctx *ctx, const char *fn, const plan *p, const rt_anomaly *an);
 loom_code fe_anomaly_node(void *ud, const ir_graph *g, ir_id n, const void *value);
+/* Appends to the context's index error where in the model (scope, time
+ * step, pass) the gather or scatter of plan origin `origin` is. */
+void fe_index_place(loom_ctx *ctx, const plan *p, uint32_t origin);
 
 /* Opens the scope of a module: its parameter's name up to the last dot,
  * then ".suffix" ("head"; "rnn" + "l1"). Whether it opened one (close it

@@ -154,6 +154,8 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         rt_bind b = { .inputs = inputs, .ninputs = (uint32_t)ctx->ninputs, .params = params,
                       .nparams = (uint32_t)ctx->nparams, .anomaly = ctx->anomaly ? &an : NULL };
         c = rt_exec_run(fp->exec, ctx->pool, &b);
+        if (c == LOOM_ERR_INDEX)
+            fe_index_place(ctx, p, rt_exec_index_origin(fp->exec));
         if (c == LOOM_ERR_NUMERIC && ctx->anomaly)
             c = fe_anomaly_call(ctx, fn, p, &an);
     }

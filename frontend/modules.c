@@ -269,7 +269,11 @@ static loom_t cross_entropy(loom_ctx *ctx, loom_t logits, loom_t labels, const l
     if (opt.use_ignore_index)
         checked = loom_where(ctx, loom_eq(ctx, labels, loom_scalar(ctx, LOOM_I32, opt.ignore_index)),
                              loom_scalar(ctx, LOOM_I32, 0), labels);
+    /* its scope names it in the error: 'in scope "cross_entropy labels"' */
+    bool scoped = ctx->nscope_open < 64 && loom_scope_begin(ctx, "cross_entropy labels") == LOOM_OK;
     per = loom_add(ctx, per, loom_gather(ctx, loom_full(ctx, dt, LOOM_SHAPE(classes), 0), checked, 0));
+    if (scoped)
+        loom_scope_end(ctx);
     if (opt.label_smoothing > 0) {
         /* PyTorch: (1 - e) nll + e * mean over classes of -log p */
         loom_t smooth = loom_muls(ctx, loom_sum(ctx, lsm, LOOM_AXES(1), false), -1.0 / (double)classes);

@@ -153,14 +153,20 @@ struct loom_rnn {
 
 static int gate_count(loom_rnn_mode m) { return m == LOOM_LSTM ? 4 : m == LOOM_GRU ? 3 : 1; }
 
+/* PyTorch's name of a stack's parameter: "<prefix>.weight_ih_l0_reverse" */
+static void rnn_name(char *name, size_t size, const char *prefix, const char *base, int layer, bool reverse)
+{
+    if (prefix && prefix[0])
+        snprintf(name, size, "%s.%s_l%d%s", prefix, base, layer, reverse ? "_reverse" : "");
+    else
+        snprintf(name, size, "%s_l%d%s", base, layer, reverse ? "_reverse" : "");
+}
+
 static loom_t rnn_param(loom_ctx *ctx, const char *prefix, const char *base, int layer, bool reverse, loom_dtype dt,
                         loom_shape s, double bound)
 {
     char name[320];
-    if (prefix && prefix[0])
-        snprintf(name, sizeof name, "%s.%s_l%d%s", prefix, base, layer, reverse ? "_reverse" : "");
-    else
-        snprintf(name, sizeof name, "%s_l%d%s", base, layer, reverse ? "_reverse" : "");
+    rnn_name(name, sizeof name, prefix, base, layer, reverse);
     loom_t p = loom_param(ctx, name, dt, s);
     if (!loom_is_null(p))
         loom_param_init_uniform(ctx, p, -bound, bound);
@@ -194,6 +200,23 @@ loom_rnn *loom_rnn_new(loom_ctx *ctx, const char *prefix, const loom_rnn_config 
                 (long long)c.proj_size, c.peepholes && c.mode != LOOM_LSTM ? ", peepholes on a non-LSTM" : "");
         return NULL;
     }
+    /* every name first: one taken must not leave the others behind */
+    static const char *const bases[] = { "weight_ih", "weight_hh", "bias_ih",   "bias_hh",
+                                         "weight_hr", "weight_ci", "weight_cf", "weight_co" };
+    for (int l = 0; l < c.num_layers; l++)
+        for (int d = 0; d < (c.bidirectional ? 2 : 1); d++)
+            for (int k = 0; k < (int)LM_ARRAY_LEN(bases); k++) {
+                if ((k == 2 || k == 3) && c.no_bias)
+                    continue;
+                if ((k == 4 && !c.proj_size) || (k > 4 && !c.peepholes))
+                    continue;
+                char name[320];
+                rnn_name(name, sizeof name, prefix, bases[k], l, d == 1);
+                if (!loom_is_null(loom_param_find(ctx, name))) {
+                    fe_fail(ctx, LOOM_ERR_ARG, fn, "a parameter named \"%s\" exists already", name);
+                    return NULL;
+                }
+            }
     loom_rnn *m = lm_zalloc(&ctx->mem, sizeof *m);
     if (!m)
         return NULL;

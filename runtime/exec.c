@@ -36,6 +36,7 @@ struct rt_exec {
     int threads;
     char **bufptr;      /* [p->nbuffers] this run's base pointers */
     char **argptr;      /* [p->nargs] */
+    uint32_t index_origin; /* the last run's failed gather or scatter: its output's origin (0: none) */
 };
 
 /* The arena, zeroed: 2 MiB-aligned and in huge pages where the system
@@ -318,10 +319,12 @@ loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b)
         if (b->anomaly && call_bad(p, i, t.bufs, b->anomaly))
             return lm_fail(x->err, LOOM_ERR_NUMERIC, "anomaly: call %zu stored %g", i, b->anomaly->value);
         kn_kind kind = p->kernels[call->kernel].kind;
-        if (status && status[0] && (kind == KN_GATHER || kind == KN_SCATTER))
+        if (status && status[0] && (kind == KN_GATHER || kind == KN_SCATTER)) {
+            x->index_origin = p->args[call->arg + 2].origin;
             return lm_fail(x->err, LOOM_ERR_INDEX, "%s: index %d out of range [0, %d) at position %d",
                            status[3] == OP_SCATTER_ADD ? "scatter_add" : "gather", status[1], status[2],
                            status[0] - 1);
+        }
     }
     if (x->prof_ms)
         x->prof_runs++;
@@ -337,6 +340,8 @@ void *rt_exec_output(rt_exec *x, size_t i)
     const plan_output *o = &x->p->outputs[i];
     return x->bufptr[o->buffer] + o->offset;
 }
+
+uint32_t rt_exec_index_origin(const rt_exec *x) { return x->index_origin; }
 
 uint64_t rt_exec_memory(const rt_exec *x)
 {

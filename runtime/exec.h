@@ -61,6 +61,10 @@ void rt_exec_free(rt_exec *x);
  * then the commits. */
 loom_code rt_exec_run(rt_exec *x, rt_pool *pool, const rt_bind *b);
 
+/* After a run failed with LOOM_ERR_INDEX: the origin (plan.origins) of
+ * the gather or scatter that found the index, 0 when unknown. */
+uint32_t rt_exec_index_origin(const rt_exec *x);
+
 /* The i-th output's memory after a run (valid until the next run). */
 void *rt_exec_output(rt_exec *x, size_t i);
 

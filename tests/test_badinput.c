@@ -1083,8 +1083,14 @@ static int c_rnn_new_dtype(bi_env *e)
 }
 static int c_rnn_new_taken(bi_env *e)
 {
+    /* a name taken after others: nothing is made, not even those */
     loom_param(e->ctx, "rnn.bias_hh_l0", LOOM_F32, LOOM_SHAPE(16));
-    return rnn_new_with(e, lstm_cfg);
+    size_t before = loom_param_count(e->ctx);
+    int c = rnn_new_with(e, lstm_cfg);
+    if (loom_param_count(e->ctx) != before)
+        return wrong(e, "a failed rnn_new left %zu new parameters (%s)", loom_param_count(e->ctx) - before,
+                     loom_errmsg(e->ctx));
+    return c;
 }
 static int c_rnn_new_null_ctx(bi_env *e)
 {
@@ -2120,7 +2126,7 @@ static const bi_case cases[] = {
     R("loom_gather", "a scalar table", c_gather_scalar, LOOM_ERR_ARG, "loom_gather", "rank 0", K_AXIS),
     R_NULL("loom_gather", c_gather_null_ctx),
     R("loom_cross_entropy_ex", "label 3 of 3 classes at run time (JIT)", c_ce_run_high, LOOM_ERR_INDEX, "index 3",
-      "[0, 3)", K_INDEX),
+      "scope \"cross_entropy labels\"", K_INDEX),
     R_REF("loom_cross_entropy_ex", "label 3 of 3 classes at run time (reference)", c_ce_run_high, LOOM_ERR_INDEX,
           "index 3", "[0, 3)", K_INDEX),
     R("loom_cross_entropy_ex", "label -1 at run time (JIT)", c_ce_run_neg, LOOM_ERR_INDEX, "index -1", "[0, 3)",
@@ -2302,7 +2308,7 @@ static const bi_case cases[] = {
     R("loom_rnn_new", "peepholes on a GRU", c_rnn_new_peep_gru, LOOM_ERR_ARG, "loom_rnn_new", "peepholes", K_VALUE),
     R("loom_rnn_new", "i32", c_rnn_new_i32, LOOM_ERR_DTYPE, "loom_rnn_new", "i32", K_DTYPE),
     R("loom_rnn_new", "dtype 8", c_rnn_new_dtype, LOOM_ERR_DTYPE, "loom_rnn_new", "8 is not a loom dtype", K_DTYPE),
-    R("loom_rnn_new", "a parameter name taken", c_rnn_new_taken, LOOM_ERR_ARG, "loom_rnn_new",
+    R("loom_rnn_new", "a parameter name taken: nothing made", c_rnn_new_taken, LOOM_ERR_ARG, "loom_rnn_new",
       "\"rnn.bias_hh_l0\"", K_NAME),
     R_NULL("loom_rnn_new", c_rnn_new_null_ctx),
     R_NULL("loom_rnn_free", c_rnn_free_null),
