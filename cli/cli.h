@@ -161,6 +161,7 @@ typedef struct charlm_config {
     long long warmup;
     int seq_len, batch;
     double val_frac;
+    long long val_chars;  /* validate on at most this many held-out bytes (0: all) */
     long long val_every, total_steps;
     unsigned long long seed;
     char data[4096];      /* the --data path, "" for the loom sources */

@@ -101,6 +101,7 @@ bool charlm_config_write(const charlm_config *c, char *buf, size_t size)
     put(&o, ",\"warmup\":%lld", c->warmup);
     put(&o, ",\"seq_len\":%d,\"batch\":%d", c->seq_len, c->batch);
     put_num(&o, "val_frac", c->val_frac);
+    put(&o, ",\"val_chars\":%lld", c->val_chars);
     put(&o, ",\"val_every\":%lld,\"total_steps\":%lld,\"seed\":%llu", c->val_every, c->total_steps, c->seed);
     put_str(&o, "data", c->data);
     put(&o, ",\"step\":%lld", c->step);
@@ -283,6 +284,7 @@ bool charlm_config_parse(charlm_config *c, const char *json, char *why, size_t w
     memset(c, 0, sizeof *c);
     c->loss = c->val_loss = NAN;
     c->val_frac = 0.1;
+    c->val_chars = 1 << 18; /* what loom train used before checkpoints kept it */
     c->seq_len = 64;
     c->batch = 32;
     c->lr = 2e-3;
@@ -327,6 +329,8 @@ bool charlm_config_parse(charlm_config *c, const char *json, char *why, size_t w
         } else if (strcmp(key, "batch") == 0) {
             ok = jp_int(&p, 1, 1 << 20, &v);
             c->batch = (int)v;
+        } else if (strcmp(key, "val_chars") == 0) {
+            ok = jp_int(&p, 0, INT64_MAX, &c->val_chars);
         } else if (strcmp(key, "val_every") == 0) {
             ok = jp_int(&p, 1, INT64_MAX, &c->val_every);
         } else if (strcmp(key, "total_steps") == 0) {

@@ -478,6 +478,7 @@ static int setup_resume(run *r, cli_cmd *cmd, const train_args *a, charlm_config
     KEEP_OR("--batch", batch, (int)a->batch);
     KEEP_OR("--val-frac", val_frac, a->val_frac);
     KEEP_OR("--val-every", val_every, a->val_every);
+    KEEP_OR("--val-chars", val_chars, a->val_chars);
 #undef KEEP_OR
     if (!c->val_every)
         c->val_every = a->val_every;
@@ -787,7 +788,6 @@ int cli_train(int argc, char **argv)
     r.best = NAN;
     r.keep = a.keep;
     r.log_every = a.log_every;
-    r.val_chars = a.val_chars;
     r.pr.tty = isatty(STDOUT_FILENO);
     int rc = CLI_OK;
     char outbuf[PATH_MAX];
@@ -822,6 +822,7 @@ int cli_train(int argc, char **argv)
         c->batch = (int)a.batch;
         c->val_frac = a.val_frac;
         c->val_every = a.val_every;
+        c->val_chars = a.val_chars;
         c->seed = (unsigned long long)a.seed_ll;
         c->loss = c->val_loss = NAN;
         if (a.data) {
@@ -838,6 +839,7 @@ int cli_train(int argc, char **argv)
         }
     }
     r.out = a.out;
+    r.val_chars = r.cfg.val_chars; /* --val-chars, or the checkpoint's when resuming without it */
     if ((rc = setup_data(&r)) != CLI_OK)
         goto out;
     /* the length of the run */

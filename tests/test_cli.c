@@ -165,10 +165,10 @@ static int setup(void **state)
     if (!mkdtemp(tmpdir))
         return -1;
     make_text(path_in("data.txt"), 6000);
-    /* 30 steps, validated every 10 */
+    /* 30 steps, validated every 10 on 300 of the 600 held-out bytes */
     tc_result r = LOOM("train", "--data", path_in("data.txt"), "--hidden", "32", "--layers", "1", "--seq-len", "16",
                     "--batch", "4", "--steps", "30", "--val-every", "10", "--log-every", "5", "--lr", "0.01",
-                    "--threads", "1", "--seed", "3", "--out", path_in("run"));
+                    "--val-chars", "300", "--threads", "1", "--seed", "3", "--out", path_in("run"));
     int ok = r.status == 0 && !r.signaled;
     if (!ok)
         fprintf(stderr, "loom train failed (%d):\n%s\n%s\n", r.status, r.out, r.err);
@@ -270,12 +270,14 @@ static void test_cli_eval_matches_validation(void **state)
     assert_true(fabs(ppl - exp(loss)) < 1e-5 * ppl);
     tc_result_free(&r);
 
-    /* on the held-out tail, eval computes what training's validation did:
-     * the val loss in the best checkpoint's name (the run's last) */
+    /* on the held-out tail's first 300 bytes (--val-chars), eval computes
+     * what training's validation did: the val loss in the best
+     * checkpoint's name (the run's last) */
     size_t n;
     char *data = slurp(path_in("data.txt"), &n);
     size_t nval = (size_t)((double)n * 0.1);
-    write_bytes(path_in("val.txt"), data + n - nval, nval);
+    assert_true(nval > 300);
+    write_bytes(path_in("val.txt"), data + n - nval, 300);
     free(data);
     const char *last = find_file(path_in("run"), "step-000030-val-");
     assert_non_null(last);
@@ -450,9 +452,11 @@ static void test_cli_resume_continues_the_step_count(void **state)
     tc_result r = LOOM("train", "--resume", from, "--steps", "40", "--threads", "1", "--out", path_in("resumed"));
     tc_expect_status(&r, 0, "train --resume");
     assert_non_null(strstr(r.out, "steps 20 to 40"));
+    assert_non_null(strstr(r.out, "the first --val-chars of it used")); /* the checkpoint's 300 */
     tc_result_free(&r);
     /* steps 21..40 were trained: the same val loss at step 30 as the
-     * straight run (the state, moments and data position came back) */
+     * straight run (the state, moments, data position and validation
+     * bytes came back) */
     const char *a = find_file(path_in("run"), "step-000030-val-");
     assert_non_null(a);
     char straight[512];
