@@ -740,33 +740,60 @@ static int64_t emit_gather(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     return x->outer * x->count;
 }
 
+/* A scatter's items own disjoint parts of the output: each batch member
+ * (outer), and within it a block of columns of every row, so long rows
+ * are shared by threads (a table's gradient is one member: its rows
+ * arrive in any order, so rows cannot be split). Each item reads its
+ * columns of every source row and checks every index (the status words
+ * then get the same values from each block of a bad row). */
+enum { SCATTER_COLS = 256, SCATTER_MAX_BLOCKS = 16 };
+
+static int64_t scatter_blocks(const kn_index *x)
+{
+    int64_t blocks = x->inner / SCATTER_COLS;
+    return blocks < 2 ? 1 : blocks > SCATTER_MAX_BLOCKS ? SCATTER_MAX_BLOCKS : blocks;
+}
+
 static int64_t emit_scatter(cg *c, LLVMValueRef lo, LLVMValueRef hi)
 {
     const kn_index *x = &c->k->index;
+    LLVMBuilderRef b = c->b;
+    int64_t blocks = scatter_blocks(x), width = (x->inner + blocks - 1) / blocks;
     loop w;
-    LLVMValueRef p = loop_begin(c, &w, lo, hi);
-    /* this item owns out[p]: zero it, then add the rows in */
-    LLVMValueRef base = LLVMBuildNSWMul(c->b, p, i64c(c, x->rows * x->inner), "");
-    loop z;
-    LLVMValueRef zi = loop_begin(c, &z, i64c(c, 0), i64c(c, x->rows * x->inner));
-    store_elem(c, 2, x->dtype, LLVMBuildNSWAdd(c->b, base, zi, ""), LLVMConstNull(ty_of(c->e, x->dtype)));
+    LLVMValueRef item = loop_begin(c, &w, lo, hi);
+    LLVMValueRef p = blocks > 1 ? LLVMBuildUDiv(b, item, i64c(c, blocks), "") : item;
+    /* columns [q0, q1) of member p */
+    LLVMValueRef q0 = i64c(c, 0), q1 = i64c(c, x->inner);
+    if (blocks > 1) {
+        q0 = LLVMBuildNSWMul(b, LLVMBuildURem(b, item, i64c(c, blocks), ""), i64c(c, width), "");
+        LLVMValueRef end = LLVMBuildNSWAdd(b, q0, i64c(c, width), "");
+        q1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, end, q1, ""), end, q1, "");
+    }
+    /* this item owns them: zero them, then add the rows in */
+    LLVMValueRef base = LLVMBuildNSWMul(b, p, i64c(c, x->rows * x->inner), "");
+    loop zr, z;
+    LLVMValueRef r = loop_begin(c, &zr, i64c(c, 0), i64c(c, x->rows));
+    LLVMValueRef row = LLVMBuildNSWAdd(b, base, LLVMBuildNSWMul(b, r, i64c(c, x->inner), ""), "");
+    LLVMValueRef zi = loop_begin(c, &z, q0, q1);
+    store_elem(c, 2, x->dtype, LLVMBuildNSWAdd(b, row, zi, ""), LLVMConstNull(ty_of(c->e, x->dtype)));
     loop_end(c, &z);
+    loop_end(c, &zr);
     loop tl;
     LLVMValueRef t = loop_begin(c, &tl, i64c(c, 0), i64c(c, x->count));
     LLVMValueRef ix = checked_index(c, t, x->rows);
-    LLVMValueRef dst = LLVMBuildNSWAdd(c->b, base, LLVMBuildNSWMul(c->b, ix, i64c(c, x->inner), ""), "");
-    LLVMValueRef src = LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, p, i64c(c, x->count), ""), t, ""),
+    LLVMValueRef dst = LLVMBuildNSWAdd(b, base, LLVMBuildNSWMul(b, ix, i64c(c, x->inner), ""), "");
+    LLVMValueRef src = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, p, i64c(c, x->count), ""), t, ""),
                                        i64c(c, x->inner), "");
     loop q;
-    LLVMValueRef qi = loop_begin(c, &q, i64c(c, 0), i64c(c, x->inner));
-    LLVMValueRef di = LLVMBuildNSWAdd(c->b, dst, qi, "");
+    LLVMValueRef qi = loop_begin(c, &q, q0, q1);
+    LLVMValueRef di = LLVMBuildNSWAdd(b, dst, qi, "");
     LLVMValueRef sum = p_op(&c->kx, KX_ADD, load_elem(c, 2, x->dtype, di),
-                            load_elem(c, 0, x->dtype, LLVMBuildNSWAdd(c->b, src, qi, "")));
+                            load_elem(c, 0, x->dtype, LLVMBuildNSWAdd(b, src, qi, "")));
     store_elem(c, 2, x->dtype, di, sum);
     loop_end(c, &q);
     loop_end(c, &tl);
     loop_end(c, &w);
-    return x->outer;
+    return x->outer * blocks;
 }
 
 /* ------------------------------------------------------------------ */

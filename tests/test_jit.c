@@ -1288,6 +1288,55 @@ static void test_jit_lookup_folding(void **state)
     assert_int_equal(run_fold(LOOM_BACKEND_JIT, false, ids, &bad), LOOM_ERR_INDEX);
 }
 
+/* A scatter-add of long rows splits each row's columns among the work
+ * items (threads share a table's gradient): sums match the reference
+ * executor's, rows of 1000 (blocks with a ragged last one) and of 48
+ * (one block), batched (outer 2) or not, on 1 and 2 threads; a bad index
+ * still fails the run, reported once with its position. */
+static void test_jit_scatter_splits_long_rows(void **state)
+{
+    (void)state;
+    enum { R = 37, V = 5 };
+    const int64_t widths[2] = { 1000, 48 };
+    int32_t ids[R];
+    for (int i = 0; i < R; i++)
+        ids[i] = (i * 3 + i / 4) % V;
+    for (int wi = 0; wi < 2; wi++)
+        for (int batched = 0; batched < 2; batched++)
+            for (int threads = 1; threads <= 2; threads++) {
+                int64_t n = widths[wi];
+                float *got[2];
+                for (int k = 0; k < 2; k++) {
+                    loom_ctx *ctx = loom_ctx_new(&(loom_options){
+                        .seed = 5, .threads = threads, .backend = k ? LOOM_BACKEND_REFERENCE : LOOM_BACKEND_JIT });
+                    loom_shape ss = batched ? LOOM_SHAPE(2, R, n) : LOOM_SHAPE(R, n);
+                    loom_t src = loom_sin(ctx, loom_iota(ctx, LOOM_F32, ss, batched ? 2 : 1));
+                    src = loom_add(ctx, src, loom_iota(ctx, LOOM_F32, ss, batched ? 1 : 0));
+                    loom_t idx = loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(R), ids);
+                    loom_t y = loom_scatter_add(ctx, src, idx, batched ? 1 : 0, V);
+                    TU_OK(ctx);
+                    assert_int_equal(loom_run(ctx, 1, &y), LOOM_OK);
+                    size_t bytes = (size_t)(batched ? 2 : 1) * V * (size_t)n * sizeof(float);
+                    got[k] = malloc(bytes);
+                    assert_non_null(got[k]);
+                    assert_int_equal(loom_read(ctx, y, got[k], bytes), LOOM_OK);
+                    loom_ctx_free(ctx);
+                }
+                assert_close(got[0], got[1], (int)((batched ? 2 : 1) * V * n), "scatter_add");
+                free(got[0]);
+                free(got[1]);
+            }
+    loom_ctx *ctx = loom_ctx_new(&(loom_options){ .seed = 5, .threads = 2 });
+    int32_t bad[R];
+    memcpy(bad, ids, sizeof bad);
+    bad[29] = V + 2;
+    loom_t y = loom_scatter_add(ctx, loom_full(ctx, LOOM_F32, LOOM_SHAPE(R, 1000), 1),
+                                loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(R), bad), 0, V);
+    assert_int_equal(loom_run(ctx, 1, &y), LOOM_ERR_INDEX);
+    tu_assert_error(ctx, LOOM_ERR_INDEX, "index 7", "position 29");
+    loom_ctx_free(ctx);
+}
+
 /* Gradients of slices: disjoint ones (with a gap between them) become a
  * concatenation with zeros; overlapping ones must still add up. */
 static void test_jit_slice_gradients_concatenate(void **state)
@@ -1341,6 +1390,7 @@ int main(void)
         cmocka_unit_test(test_jit_slice_gradients_concatenate),
         cmocka_unit_test(test_jit_fusion_report),
         cmocka_unit_test(test_jit_lookup_folding),
+        cmocka_unit_test(test_jit_scatter_splits_long_rows),
         cmocka_unit_test(test_jit_row_chains_match_reference),
         cmocka_unit_test(test_jit_recompute_cheap_values),
         cmocka_unit_test(test_jit_column_reductions),
