@@ -699,13 +699,16 @@ static int64_t emit_rows(cg *c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef s
 /* ------------------------------------------------------------------ */
 
 /* An index out of range records (position + 1, index, range, op) in
- * the status words and is read as 0, so the run finishes and reports. */
-static LLVMValueRef checked_index(cg *c, LLVMValueRef t, int64_t rows)
+ * the status words and is read as 0, so the run finishes and reports.
+ * reports (i1, or NULL for always): whether this item records it — one
+ * writer per position, as items run on several threads. */
+static LLVMValueRef checked_index(cg *c, LLVMValueRef t, int64_t rows, LLVMValueRef reports)
 {
     LLVMBuilderRef b = c->b;
     LLVMTypeRef i32 = jit_i32(c->e);
     LLVMValueRef ix = load_elem(c, 1, LOOM_I32, t);
-    LLVMValueRef bad = LLVMBuildICmp(b, LLVMIntUGE, ix, LLVMConstInt(i32, (unsigned long long)rows, 0), "");
+    LLVMValueRef out = LLVMBuildICmp(b, LLVMIntUGE, ix, LLVMConstInt(i32, (unsigned long long)rows, 0), "");
+    LLVMValueRef bad = reports ? LLVMBuildAnd(b, out, reports, "") : out;
     LLVMBasicBlockRef report = LLVMAppendBasicBlockInContext(c->e->ctx, c->fn, "bad_index");
     LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->e->ctx, c->fn, "index_ok");
     LLVMBuildCondBr(b, bad, report, ok);
@@ -716,7 +719,7 @@ static LLVMValueRef checked_index(cg *c, LLVMValueRef t, int64_t rows)
     store_elem(c, 3, LOOM_I32, i64c(c, 3), LLVMConstInt(i32, c->k->kind == KN_GATHER ? OP_GATHER : OP_SCATTER_ADD, 0));
     LLVMBuildBr(b, ok);
     LLVMPositionBuilderAtEnd(b, ok);
-    LLVMValueRef safe = LLVMBuildSelect(b, bad, LLVMConstNull(i32), ix, "");
+    LLVMValueRef safe = LLVMBuildSelect(b, out, LLVMConstNull(i32), ix, "");
     return LLVMBuildSExt(b, safe, jit_i64(c->e), "");
 }
 
@@ -727,7 +730,7 @@ static int64_t emit_gather(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     LLVMValueRef wi = loop_begin(c, &w, lo, hi);
     LLVMValueRef p = LLVMBuildUDiv(c->b, wi, i64c(c, x->count), "");
     LLVMValueRef t = LLVMBuildURem(c->b, wi, i64c(c, x->count), "");
-    LLVMValueRef ix = checked_index(c, t, x->rows);
+    LLVMValueRef ix = checked_index(c, t, x->rows, NULL);
     LLVMValueRef src = LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, p, i64c(c, x->rows), ""), ix, ""),
                                        i64c(c, x->inner), "");
     LLVMValueRef dst = LLVMBuildNSWMul(c->b, wi, i64c(c, x->inner), "");
@@ -744,8 +747,8 @@ static int64_t emit_gather(cg *c, LLVMValueRef lo, LLVMValueRef hi)
  * (outer), and within it a block of columns of every row, so long rows
  * are shared by threads (a table's gradient is one member: its rows
  * arrive in any order, so rows cannot be split). Each item reads its
- * columns of every source row and checks every index (the status words
- * then get the same values from each block of a bad row). */
+ * columns of every source row and checks every index; the first block's
+ * item records a bad one (one writer of the status words per row). */
 enum { SCATTER_COLS = 256, SCATTER_MAX_BLOCKS = 16 };
 
 static int64_t scatter_blocks(const kn_index *x)
@@ -763,9 +766,11 @@ static int64_t emit_scatter(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     LLVMValueRef item = loop_begin(c, &w, lo, hi);
     LLVMValueRef p = blocks > 1 ? LLVMBuildUDiv(b, item, i64c(c, blocks), "") : item;
     /* columns [q0, q1) of member p */
-    LLVMValueRef q0 = i64c(c, 0), q1 = i64c(c, x->inner);
+    LLVMValueRef q0 = i64c(c, 0), q1 = i64c(c, x->inner), first = NULL;
     if (blocks > 1) {
-        q0 = LLVMBuildNSWMul(b, LLVMBuildURem(b, item, i64c(c, blocks), ""), i64c(c, width), "");
+        LLVMValueRef blk = LLVMBuildURem(b, item, i64c(c, blocks), "");
+        first = LLVMBuildICmp(b, LLVMIntEQ, blk, i64c(c, 0), ""); /* the block that reports a bad index */
+        q0 = LLVMBuildNSWMul(b, blk, i64c(c, width), "");
         LLVMValueRef end = LLVMBuildNSWAdd(b, q0, i64c(c, width), "");
         q1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, end, q1, ""), end, q1, "");
     }
@@ -780,7 +785,7 @@ static int64_t emit_scatter(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     loop_end(c, &zr);
     loop tl;
     LLVMValueRef t = loop_begin(c, &tl, i64c(c, 0), i64c(c, x->count));
-    LLVMValueRef ix = checked_index(c, t, x->rows);
+    LLVMValueRef ix = checked_index(c, t, x->rows, first);
     LLVMValueRef dst = LLVMBuildNSWAdd(b, base, LLVMBuildNSWMul(b, ix, i64c(c, x->inner), ""), "");
     LLVMValueRef src = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, p, i64c(c, x->count), ""), t, ""),
                                        i64c(c, x->inner), "");
