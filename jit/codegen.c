@@ -730,7 +730,9 @@ static int64_t emit_gather(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     LLVMValueRef wi = loop_begin(c, &w, lo, hi);
     LLVMValueRef p = LLVMBuildUDiv(c->b, wi, i64c(c, x->count), "");
     LLVMValueRef t = LLVMBuildURem(c->b, wi, i64c(c, x->count), "");
-    LLVMValueRef ix = checked_index(c, t, x->rows, NULL);
+    /* every member looks up the same indices: the first records a bad one */
+    LLVMValueRef first = x->outer > 1 ? LLVMBuildICmp(c->b, LLVMIntEQ, p, i64c(c, 0), "") : NULL;
+    LLVMValueRef ix = checked_index(c, t, x->rows, first);
     LLVMValueRef src = LLVMBuildNSWMul(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, p, i64c(c, x->rows), ""), ix, ""),
                                        i64c(c, x->inner), "");
     LLVMValueRef dst = LLVMBuildNSWMul(c->b, wi, i64c(c, x->inner), "");
@@ -747,8 +749,8 @@ static int64_t emit_gather(cg *c, LLVMValueRef lo, LLVMValueRef hi)
  * (outer), and within it a block of columns of every row, so long rows
  * are shared by threads (a table's gradient is one member: its rows
  * arrive in any order, so rows cannot be split). Each item reads its
- * columns of every source row and checks every index; the first block's
- * item records a bad one (one writer of the status words per row). */
+ * columns of every source row and checks every index; member 0's first
+ * block records a bad one (one writer of the status words per row). */
 enum { SCATTER_COLS = 256, SCATTER_MAX_BLOCKS = 16 };
 
 static int64_t scatter_blocks(const kn_index *x)
@@ -767,9 +769,10 @@ static int64_t emit_scatter(cg *c, LLVMValueRef lo, LLVMValueRef hi)
     LLVMValueRef p = blocks > 1 ? LLVMBuildUDiv(b, item, i64c(c, blocks), "") : item;
     /* columns [q0, q1) of member p */
     LLVMValueRef q0 = i64c(c, 0), q1 = i64c(c, x->inner), first = NULL;
+    if (blocks > 1 || x->outer > 1) /* the item that records a bad index: member 0's first block */
+        first = LLVMBuildICmp(b, LLVMIntEQ, item, i64c(c, 0), "");
     if (blocks > 1) {
         LLVMValueRef blk = LLVMBuildURem(b, item, i64c(c, blocks), "");
-        first = LLVMBuildICmp(b, LLVMIntEQ, blk, i64c(c, 0), ""); /* the block that reports a bad index */
         q0 = LLVMBuildNSWMul(b, blk, i64c(c, width), "");
         LLVMValueRef end = LLVMBuildNSWAdd(b, q0, i64c(c, width), "");
         q1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, end, q1, ""), end, q1, "");

@@ -1290,14 +1290,15 @@ static void test_jit_lookup_folding(void **state)
 
 /* A scatter-add of long rows splits each row's columns among the work
  * items (threads share a table's gradient): sums match the reference
- * executor's, rows of 1000 (blocks with a ragged last one) and of 48
+ * executor's, rows of 5000 (blocks with a ragged last one) and of 48
  * (one block), batched (outer 2) or not, on 1 and 2 threads; a bad index
- * still fails the run, reported once with its position. */
+ * still fails the run, reported once with its position, by a batched
+ * gather and scatter too. */
 static void test_jit_scatter_splits_long_rows(void **state)
 {
     (void)state;
     enum { R = 37, V = 5 };
-    const int64_t widths[2] = { 1000, 48 };
+    const int64_t widths[2] = { 5000, 48 }; /* 37 x 5000 is enough work for 2 threads (PARALLEL_COST) */
     int32_t ids[R];
     for (int i = 0; i < R; i++)
         ids[i] = (i * 3 + i / 4) % V;
@@ -1330,11 +1331,23 @@ static void test_jit_scatter_splits_long_rows(void **state)
     int32_t bad[R];
     memcpy(bad, ids, sizeof bad);
     bad[29] = V + 2;
-    loom_t y = loom_scatter_add(ctx, loom_full(ctx, LOOM_F32, LOOM_SHAPE(R, 1000), 1),
+    loom_t y = loom_scatter_add(ctx, loom_full(ctx, LOOM_F32, LOOM_SHAPE(R, 5000), 1),
                                 loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(R), bad), 0, V);
     assert_int_equal(loom_run(ctx, 1, &y), LOOM_ERR_INDEX);
     tu_assert_error(ctx, LOOM_ERR_INDEX, "index 7", "position 29");
     loom_ctx_free(ctx);
+    /* batched (3 members, each looking up the same indices), gather and
+     * scatter: one member records the bad index (ThreadSanitizer checks
+     * this test: no two threads write the status words for one position) */
+    for (int op = 0; op < 2; op++) {
+        ctx = loom_ctx_new(&(loom_options){ .seed = 5, .threads = 2 });
+        loom_t idx = loom_tensor(ctx, LOOM_I32, LOOM_SHAPE(R), bad);
+        y = op ? loom_scatter_add(ctx, loom_full(ctx, LOOM_F32, LOOM_SHAPE(3, R, 2000), 1), idx, 1, V)
+               : loom_gather(ctx, loom_full(ctx, LOOM_F32, LOOM_SHAPE(3, V, 2000), 1), idx, 1);
+        assert_int_equal(loom_run(ctx, 1, &y), LOOM_ERR_INDEX);
+        tu_assert_error(ctx, LOOM_ERR_INDEX, "index 7", "position 29");
+        loom_ctx_free(ctx);
+    }
 }
 
 /* Gradients of slices: disjoint ones (with a gap between them) become a
