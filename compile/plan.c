@@ -153,6 +153,11 @@ void kn_gemm_b_layout(loom_dtype dt, int64_t n, int64_t k, kn_b_layout *l)
     l->elems = l->nk * l->strips * l->kc_pad * l->tw;
 }
 
+const char *kn_gemm_bpack_note(const kn_gemm *g)
+{
+    return g->bpack == KN_BPACK_PACK ? " (packs B)" : g->bpack == KN_BPACK_PACKED ? " B packed" : "";
+}
+
 double plan_kernel_cost(const kernel *k)
 {
     double sum = 0;
@@ -1068,7 +1073,7 @@ double plan_gemm_flops(const plan *p)
     for (size_t i = 0; i < p->ncalls; i++) {
         const kernel *k = &p->kernels[p->calls[i].kernel];
         if (k->kind == KN_GEMM && k->gemm.bpack != KN_BPACK_PACK)
-            flops += 2.0 * (double)k->gemm.batch * (double)k->gemm.m * (double)k->gemm.n * (double)k->gemm.k;
+            flops += plan_kernel_cost(k); /* a GEMM's: its flops */
     }
     return flops;
 }
@@ -1155,8 +1160,7 @@ static void print_kernel(const kernel *k, FILE *out)
     } else if (k->kind == KN_GEMM) {
         const kn_gemm *g = &k->gemm;
         fprintf(out, " %lldx[%lld,%lld,%lld]%s%s%s", (long long)g->batch, (long long)g->m, (long long)g->n,
-                (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "",
-                g->bpack == KN_BPACK_PACK ? " (packs B)" : g->bpack == KN_BPACK_PACKED ? " B packed" : "");
+                (long long)g->k, g->ta ? " aT" : "", g->tb ? " bT" : "", kn_gemm_bpack_note(g));
     } else if (k->kind == KN_ROWS) {
         uint32_t local = 0;
         for (uint32_t a = 0; a < k->nargs; a++)

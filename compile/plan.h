@@ -76,6 +76,8 @@ typedef struct kn_b_layout {
     int64_t kc, nk, kc_last, kc_pad, tw, strips, elems;
 } kn_b_layout;
 void kn_gemm_b_layout(loom_dtype dt, int64_t n, int64_t k, kn_b_layout *l);
+/* " (packs B)", " B packed" or "": the kernel's bpack in descriptions. */
+const char *kn_gemm_bpack_note(const kn_gemm *g);
 
 typedef struct kn_index {
     loom_dtype dtype;

@@ -53,6 +53,12 @@ static int cand_cmp(const void *x, const void *y)
     return 0;
 }
 
+/* Whether kernel k is a GEMM that may read a prepacked B. */
+static bool prepackable(const kernel *k)
+{
+    return k->kind == KN_GEMM && k->gemm.bpack == KN_BPACK_NONE && k->gemm.batch == 1 && k->gemm.m <= MAX_M;
+}
+
 static bool same_b(const cand *a, const cand *b)
 {
     return a->buffer == b->buffer && a->offset == b->offset && a->n == b->n && a->k == b->k && a->ldb == b->ldb &&
@@ -129,8 +135,7 @@ loom_code fz_prepack(fz *f)
     lm_mem *mem = &f->mem;
     size_t nc = p->ncalls, nb = p->nbuffers, ncand = 0;
     for (size_t ci = 0; ci < nc; ci++) {
-        const kernel *k = &p->kernels[p->calls[ci].kernel];
-        ncand += k->kind == KN_GEMM && k->gemm.bpack == KN_BPACK_NONE && k->gemm.batch == 1 && k->gemm.m <= MAX_M;
+        ncand += prepackable(&p->kernels[p->calls[ci].kernel]);
     }
     if (ncand < MIN_CALLS)
         return LOOM_OK;
@@ -150,7 +155,7 @@ loom_code fz_prepack(fz *f)
         const plan_call *call = &p->calls[ci];
         const kernel *k = &p->kernels[call->kernel];
         const kn_gemm *g = &k->gemm;
-        if (k->kind == KN_GEMM && g->bpack == KN_BPACK_NONE && g->batch == 1 && g->m <= MAX_M)
+        if (prepackable(k))
             cs[ncand++] = (cand){ .buffer = p->args[call->arg + 1].buffer, .offset = p->args[call->arg + 1].offset,
                                   .n = g->n, .k = g->k, .ldb = g->ldb, .tb = g->tb, .dtype = (uint8_t)g->dtype,
                                   .call = (uint32_t)ci };

@@ -309,14 +309,11 @@ static loom_code entry_prepare(ex *x, int ei)
     if (c == LOOM_OK && s->commit)
         c = commit_roots(x, ei, roots + s->noutputs, &ncommit);
     if (c == LOOM_OK) {
-        compile_opts opts = {
+        compile_opts opts = fe_compile_opts(ctx);
 #ifndef NDEBUG
-            .verify = true,
+        opts.verify = true;
 #endif
-            .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
-            .no_prepack = ctx->no_prepack,
-            .no_fold = ctx->no_fold,
-            .threads = 1 /* a bundle runs on its caller's thread: no row chains (rows.c) */ };
+        opts.threads = 1; /* a bundle runs on its caller's thread: no row chains (rows.c) */
         if (!(e->p = plan_compile(ctx->g, roots, (uint32_t)(s->noutputs + ncommit), &opts)))
             c = ctx->err.code;
         else if (e->p->noutputs != e->nouts)

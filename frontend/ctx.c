@@ -30,6 +30,13 @@ static bool tape_new(loom_ctx *ctx)
     return true;
 }
 
+/* Whether environment variable name is set to "0". */
+static bool env_off(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "0");
+}
+
 loom_ctx *loom_ctx_new(const loom_options *opts)
 {
     loom_options o = opts ? *opts : (loom_options){ 0 };
@@ -51,16 +58,12 @@ loom_ctx *loom_ctx_new(const loom_options *opts)
     env = getenv("LOOM_VERBOSE");
     /* LOOM_VERBOSE=1: a line per plan; 2: the plan itself */
     ctx->verbose = env && *env ? (atoi(env) > 1 ? 2 : strcmp(env, "0") != 0) : 0;
-    env = getenv("LOOM_BATCH");
-    ctx->no_batch = env && !strcmp(env, "0");
-    env = getenv("LOOM_ROWS");
-    ctx->no_rows = env && !strcmp(env, "0"); /* LOOM_ROWS=0: no row chains */
-    env = getenv("LOOM_REMAT");
-    ctx->no_remat = env && !strcmp(env, "0"); /* LOOM_REMAT=0: no recomputation */
-    env = getenv("LOOM_PREPACK");
-    ctx->no_prepack = env && !strcmp(env, "0"); /* LOOM_PREPACK=0: no prepacked GEMM operands */
-    env = getenv("LOOM_FOLD");
-    ctx->no_fold = env && !strcmp(env, "0"); /* LOOM_FOLD=0: no lookups folded into products */
+    /* passes turned off for comparisons: LOOM_<PASS>=0 */
+    ctx->no_batch = env_off("LOOM_BATCH");     /* no time-batching */
+    ctx->no_rows = env_off("LOOM_ROWS");       /* no row chains */
+    ctx->no_remat = env_off("LOOM_REMAT");     /* no recomputation */
+    ctx->no_prepack = env_off("LOOM_PREPACK"); /* no prepacked GEMM operands */
+    ctx->no_fold = env_off("LOOM_FOLD");       /* no lookups folded into products */
     env = getenv("LOOM_ANOMALY");
     ctx->anomaly = o.anomaly || (env && *env && strcmp(env, "0") != 0);
     lm_rng_seed(&ctx->host_rng, ctx->seed);

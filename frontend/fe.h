@@ -95,7 +95,12 @@ typedef struct fe_plan {
     bool anomaly;   /* made for the anomaly mode (no values in place) */
     plan *plan;
     rt_exec *exec;
+    double gemm_flops; /* plan_gemm_flops, for loom_stats */
 } fe_plan;
+
+/* The compile options the context's settings give (LOOM_BATCH, LOOM_ROWS,
+ * LOOM_REMAT, LOOM_PREPACK, LOOM_FOLD, threads); callers add their own. */
+compile_opts fe_compile_opts(const loom_ctx *ctx);
 
 /* Runs the tape's roots with the JIT (outputs then assignments); fills
  * values[] for the outputs with pointers into the plan's arena. */

@@ -53,22 +53,22 @@ static fe_plan *plan_lookup(loom_ctx *ctx, const uint64_t key[2], uint32_t nout)
     return NULL;
 }
 
+compile_opts fe_compile_opts(const loom_ctx *ctx)
+{
+    return (compile_opts){ .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
+                           .no_prepack = ctx->no_prepack, .no_fold = ctx->no_fold, .threads = ctx->threads };
+}
+
 static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t nroots,
                            const uint64_t key[2])
 {
     double t0 = now_ms();
-    compile_opts opts = { .verify =
-#ifdef NDEBUG
-                              false
-#else
-                              true
+    compile_opts opts = fe_compile_opts(ctx);
+#ifndef NDEBUG
+    opts.verify = true;
 #endif
-                          ,
-                          .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
-                          .no_prepack = ctx->no_prepack,
-                          .no_fold = ctx->no_fold,
-                          .threads = ctx->threads,
-                          .no_inplace = ctx->anomaly, .commit_in_place = !ctx->anomaly };
+    opts.no_inplace = ctx->anomaly;
+    opts.commit_in_place = !ctx->anomaly;
     plan *p = plan_compile(ctx->g, roots, nroots, &opts);
     if (!p)
         return NULL;
@@ -87,7 +87,8 @@ static fe_plan *plan_build(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uin
         return NULL;
     }
     fe_plan *fp = &ctx->plans[ctx->nplans++];
-    *fp = (fe_plan){ .key = { key[0], key[1] }, .nout = nout, .anomaly = ctx->anomaly, .plan = p, .exec = x };
+    *fp = (fe_plan){ .key = { key[0], key[1] }, .nout = nout, .anomaly = ctx->anomaly, .plan = p, .exec = x,
+                     .gemm_flops = plan_gemm_flops(p) };
     ctx->stats.plans_built++;
     ctx->stats.kernels += p->nkernels;
     ctx->stats.kernels_compiled += js->compiled - compiled0;
@@ -163,7 +164,7 @@ loom_code fe_run_jit(loom_ctx *ctx, const ir_id *roots, uint32_t nout, uint32_t 
         for (uint32_t i = 0; i < nout; i++)
             values[i] = rt_exec_output(fp->exec, i);
         ctx->stats.plan_bytes = rt_exec_memory(fp->exec);
-        ctx->stats.gemm_flops = plan_gemm_flops(fp->plan);
+        ctx->stats.gemm_flops = fp->gemm_flops;
     }
     lm_free(&ctx->mem, params, (ctx->nparams + 1) * sizeof *params);
     lm_free(&ctx->mem, inputs, (ctx->ninputs + 1) * sizeof *inputs);
@@ -201,10 +202,8 @@ loom_code loom_plan_dot(loom_ctx *ctx, int n, const loom_t *outputs, bool commit
     if (c == LOOM_OK && !out)
         c = fe_fail(ctx, LOOM_ERR_IO, __func__, "%s: %s", path, strerror(errno));
     if (c == LOOM_OK) {
-        compile_opts opts = { .no_batch = ctx->no_batch, .no_rows = ctx->no_rows, .no_remat = ctx->no_remat,
-                              .no_prepack = ctx->no_prepack,
-                              .no_fold = ctx->no_fold,
-                              .threads = ctx->threads, .dot = out };
+        compile_opts opts = fe_compile_opts(ctx);
+        opts.dot = out;
         plan *p = plan_compile(ctx->g, roots, (uint32_t)nroots, &opts);
         if (!p)
             c = ctx->err.code;

@@ -131,10 +131,7 @@ static void profile_report(rt_exec *x)
         if (k->kind == KN_GEMM)
             snprintf(desc, sizeof desc, "%lldx[%lld,%lld,%lld]%s%s%s%s", (long long)k->gemm.batch,
                      (long long)k->gemm.m, (long long)k->gemm.n, (long long)k->gemm.k, k->gemm.ta ? " aT" : "",
-                     k->gemm.tb ? " bT" : "", k->gemm.accumulate ? " acc" : "",
-                     k->gemm.bpack == KN_BPACK_PACK     ? " (packs B)"
-                     : k->gemm.bpack == KN_BPACK_PACKED ? " B packed"
-                                                        : "");
+                     k->gemm.tb ? " bT" : "", k->gemm.accumulate ? " acc" : "", kn_gemm_bpack_note(&k->gemm));
         else if (k->kind == KN_ROWS)
             snprintf(desc, sizeof desc, "%u kernels row by row over %lld rows", k->nsubs, (long long)k->rows);
         else
